@@ -1,0 +1,189 @@
+"""KITTI Eigen test split (spec §2.2): images from the raw layout, ground truth projected from
+the velodyne scan, and a cache of that ground truth for repeated evaluations."""
+import os
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+from torch.utils.data import Dataset
+
+from .common import (DatasetError, ListEntry, image_size, open_image, read_list, resize_image,
+                     resolve, to_network_input)
+
+DEFAULT_LOAD_SIZE = (192, 640)
+
+
+def read_calib_file(path: str) -> Dict[str, np.ndarray]:
+    """KITTI calibration text (``key: v1 v2 ...``) as float arrays; non-numeric entries are skipped."""
+    data = {}
+    try:
+        with open(path, encoding="utf-8") as f:
+            for line in f:
+                key, sep, value = line.partition(":")
+                if not sep:
+                    continue
+                try:
+                    data[key.strip()] = np.array([float(v) for v in value.split()])
+                except ValueError:
+                    pass  # e.g. calib_time
+    except OSError as exc:
+        raise DatasetError(f"cannot read calibration file {path}: {exc}") from exc
+    return data
+
+
+def velo_to_image_matrix(calib_dir: str, cam: int = 2) -> np.ndarray:
+    """P = P_rect_0{cam} · R_rect_00 · [R|T]_velo→cam, a 3x4 float64 matrix."""
+    cam2cam_path = os.path.join(calib_dir, "calib_cam_to_cam.txt")
+    velo2cam_path = os.path.join(calib_dir, "calib_velo_to_cam.txt")
+    cam2cam = read_calib_file(cam2cam_path)
+    velo2cam = read_calib_file(velo2cam_path)
+    try:
+        velo_to_cam = np.eye(4)
+        velo_to_cam[:3, :3] = velo2cam["R"].reshape(3, 3)
+        velo_to_cam[:3, 3] = velo2cam["T"].reshape(3)
+        rect = np.eye(4)
+        rect[:3, :3] = cam2cam["R_rect_00"].reshape(3, 3)
+        p_rect = cam2cam[f"P_rect_0{cam}"].reshape(3, 4)
+    except (KeyError, ValueError) as exc:
+        raise DatasetError(f"malformed KITTI calibration in {calib_dir}: missing or bad {exc}") from exc
+    return p_rect @ rect @ velo_to_cam
+
+
+def load_velodyne_points(path: str) -> np.ndarray:
+    """A KITTI .bin scan as homogeneous float32 points (N, 4): x, y, z, 1."""
+    try:
+        raw = np.fromfile(path, dtype=np.float32)
+    except OSError as exc:
+        raise DatasetError(f"cannot read velodyne scan {path}: {exc}") from exc
+    if raw.size % 4:
+        raise DatasetError(f"velodyne scan {path} is not a float32 N x 4 array "
+                           f"({raw.size * 4} bytes is not a multiple of 16)")
+    points = raw.reshape(-1, 4)
+    points[:, 3] = 1.0
+    return points
+
+
+def project_to_depth(points: np.ndarray, proj: np.ndarray, shape: Sequence[int]) -> np.ndarray:
+    """Sparse depth map (H, W) float64 from homogeneous velodyne points and a 3x4 projection.
+
+    Points behind the sensor (x < 0) are dropped; pixel = round(u) - 1, round(v) - 1; the value is
+    the camera depth; where several points share a pixel the smallest depth wins; negatives -> 0.
+    """
+    h, w = int(shape[0]), int(shape[1])
+    points = points[points[:, 0] >= 0]
+    im = points @ proj.T                      # (N, 3) float64: u·z, v·z, z
+    z = im[:, 2]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        col = np.round(im[:, 0] / z) - 1
+        row = np.round(im[:, 1] / z) - 1
+    valid = (col >= 0) & (row >= 0) & (col < w) & (row < h)
+    lin = row[valid].astype(np.int64) * w + col[valid].astype(np.int64)
+    z = z[valid]
+    order = np.lexsort((z, lin))              # by pixel, then by depth
+    lin, z = lin[order], z[order]
+    first = np.empty(lin.shape, dtype=bool)
+    first[:1] = True
+    np.not_equal(lin[1:], lin[:-1], out=first[1:])
+    depth = np.zeros(h * w, dtype=np.float64)
+    depth[lin[first]] = z[first]
+    depth[depth < 0] = 0
+    return depth.reshape(h, w)
+
+
+def generate_depth_map(calib_dir: str, velo_path: str, shape: Sequence[int], cam: int = 2) -> np.ndarray:
+    """Ground-truth depth of camera ``cam`` from one velodyne scan (spec §2.2)."""
+    return project_to_depth(load_velodyne_points(velo_path), velo_to_image_matrix(calib_dir, cam), shape)
+
+
+class GTCache:
+    """Ground truth of a whole list, precomputed by export_gt_depth.py, stored sparsely and exactly.
+
+    The file holds, per frame, the GT size, the flat indices of the valid pixels and their float64
+    depths, plus the list lines it was made from so that a stale cache is detected.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        try:
+            with np.load(path, allow_pickle=False) as f:
+                self.lines = [str(s) for s in f["lines"]]
+                self.shapes = f["shapes"]
+                self.offsets = f["offsets"]
+                self.index = f["index"]
+                self.depth = f["depth"]
+        except (OSError, KeyError, ValueError) as exc:
+            raise DatasetError(f"{path} is not a ground-truth cache written by export_gt_depth.py "
+                               f"({exc})") from exc
+
+    def __len__(self) -> int:
+        return len(self.lines)
+
+    def check_matches(self, entries: List[ListEntry]) -> None:
+        """Raise DatasetError unless the cache was made from exactly these list lines."""
+        lines = [" ".join(e.fields) for e in entries]
+        if len(lines) != len(self.lines):
+            raise DatasetError(f"ground-truth cache {self.path} holds {len(self.lines)} frames but "
+                               f"{entries[0].list_file} has {len(lines)}; re-run export_gt_depth.py")
+        for entry, line, cached in zip(entries, lines, self.lines):
+            if line != cached:
+                raise DatasetError(f"{entry.where()}: {line!r} differs from the ground-truth cache "
+                                   f"{self.path} ({cached!r}); re-run export_gt_depth.py")
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        h, w = self.shapes[i]
+        lo, hi = self.offsets[i], self.offsets[i + 1]
+        depth = np.zeros(int(h) * int(w), dtype=np.float64)
+        depth[self.index[lo:hi]] = self.depth[lo:hi]
+        return depth.reshape(int(h), int(w))
+
+    @staticmethod
+    def write(path: str, lines: List[str], depths: List[np.ndarray]) -> None:
+        """Store the GT maps of ``lines`` sparsely (only non-zero pixels)."""
+        flat = [d.reshape(-1) for d in depths]
+        index = [np.flatnonzero(f) for f in flat]
+        offsets = np.zeros(len(flat) + 1, dtype=np.int64)
+        offsets[1:] = np.cumsum([len(i) for i in index])
+        tmp = f"{path}.tmp.npz"
+        np.savez(tmp, lines=np.array(lines), shapes=np.array([d.shape for d in depths], dtype=np.int64),
+                 offsets=offsets,
+                 index=np.concatenate(index).astype(np.int64) if index else np.zeros(0, np.int64),
+                 depth=np.concatenate([f[i] for f, i in zip(flat, index)]) if index else np.zeros(0))
+        os.replace(tmp, path)
+
+
+class KITTIEigenTest(Dataset):
+    """Lines ``left_png right_png calib_dir velodyne_bin`` relative to ``root``.
+
+    Items: ``image`` (3, h, w) in [-1, 1] at ``load_size``; ``depth`` the GT (H, W) float64 metres
+    at the left image's original size; ``index``; ``path`` of the left image.
+    """
+
+    def __init__(self, root: str, list_file: str, load_size: Sequence[int] = DEFAULT_LOAD_SIZE,
+                 gt_cache: Optional[str] = None) -> None:
+        self.root = root
+        self.load_size = tuple(load_size)
+        self.cache = GTCache(gt_cache) if gt_cache else None
+        check = (0,) if self.cache else (0, 2, 3)
+        self.entries = read_list(list_file, 4, root=root, check_fields=check)
+        if self.cache:
+            self.cache.check_matches(self.entries)
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def ground_truth(self, i: int) -> np.ndarray:
+        entry = self.entries[i]
+        if self.cache is not None:
+            return self.cache[i]
+        left, _, calib, velo = (resolve(self.root, f) for f in entry.fields)
+        try:
+            return generate_depth_map(calib, velo, image_size(left, entry))
+        except DatasetError as exc:
+            raise DatasetError(f"{entry.where()}: {exc}") from exc
+
+    def __getitem__(self, i: int) -> dict:
+        entry = self.entries[i]
+        left = resolve(self.root, entry.fields[0])
+        img = open_image(left, entry)
+        return {"image": to_network_input(resize_image(img, self.load_size)),
+                "depth": self.ground_truth(i), "index": i, "path": left}
+

@@ -1,0 +1,1 @@
+"""Command-line options, one module per command, shared groups in ``common``."""

@@ -1,0 +1,85 @@
+"""Argument groups shared by several commands (checkpoints, device, evaluation protocol).
+
+Flag names follow the release (including its spellings) so that its README commands work unchanged.
+"""
+import argparse
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Keep the description's line breaks; show a flag's default when it has a meaningful one."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if action.default not in (None, False, argparse.SUPPRESS) and "%(default)" not in text \
+                and action.option_strings:
+            default = " ".join(map(str, action.default)) if isinstance(action.default, (list, tuple)) \
+                else action.default
+            text += f" (default: {default})"
+        return text
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    return value
+
+
+def load_size(parser: argparse.ArgumentParser, default, help_text: str) -> None:
+    parser.add_argument("--loadSize", nargs=2, type=positive_int, metavar=("H", "W"), default=default,
+                        help=help_text)
+
+
+def check_load_size(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """The networks need sizes divisible by 16 (four 2x poolings in the DP module)."""
+    if args.loadSize and any(v % 16 for v in args.loadSize):
+        parser.error(f"--loadSize {args.loadSize[0]} {args.loadSize[1]}: both must be multiples of 16")
+
+
+def add_device(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--device", default="auto",
+                        help="'auto' (CUDA when available, else CPU), 'cpu', 'cuda' or 'cuda:N'")
+
+
+def add_checkpoints(parser: argparse.ArgumentParser, required: bool = False) -> None:
+    """The four released checkpoints, or a folder holding them under their release names."""
+    group = parser.add_argument_group("checkpoints")
+    group.add_argument("--checkpoint_dir", default=None,
+                       help="folder with the four checkpoints (struct_encoder*.pth, struct_decoder*.pth, "
+                            "dsa*.pth, depth_net*.pth; the highest epoch wins); the four flags below "
+                            "override single files")
+    group.add_argument("--Shared_Struct_Encoder_path", default=None,
+                       help="structure encoder checkpoint (STE encoder)")
+    group.add_argument("--Struct_Decoder_path", default=None,
+                       help="structure decoder checkpoint (STE decoder)")
+    group.add_argument("--DSAModle_path", default=None,
+                       help="depth-specific attention (DSA) module checkpoint")
+    group.add_argument("--DepthNet_path", default=None,
+                       help="depth prediction (DP) network checkpoint")
+
+
+def add_protocol(parser: argparse.ArgumentParser) -> None:
+    """Evaluation protocol; the defaults are the release's (spec §4)."""
+    group = parser.add_argument_group(
+        "evaluation protocol", "defaults reproduce the release: clip to [min, max], Garg crop on KITTI, "
+                               "median scaling, no clipping after scaling")
+    group.add_argument("--crop", choices=("garg", "eigen", "none"), default=None,
+                       help="evaluation crop (default: garg for KITTI, none for NYUD_V2)")
+    group.add_argument("--min_depth", type=float, default=1e-3, help="lower depth bound in metres")
+    group.add_argument("--max_depth", type=float, default=None,
+                       help="upper depth bound in metres (default: 80 for KITTI, 8 for NYUD_V2; "
+                            "monodepth2's 50 m cap is --max_depth 50)")
+    group.add_argument("--no_median_scaling", action="store_true",
+                       help="compare metric depth directly instead of scaling by median(gt)/median(pred)")
+    group.add_argument("--clip_after_scaling", action="store_true",
+                       help="clip the prediction after median scaling instead of before (monodepth2's order)")
+    group.add_argument("--post_process", action="store_true",
+                       help="flip test-time augmentation: average the prediction of the image and of its "
+                            "mirror, mirrored back")

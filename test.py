@@ -1,0 +1,59 @@
+"""Evaluate S2R-DepthNet on the KITTI Eigen split or NYUD-v2 (the release's protocol by default).
+
+Example:
+    python test.py --dataset KITTI --root $KITTI_RAW --test_datafile datasets/kitti/test.txt \
+        --loadSize 192 640 --Shared_Struct_Encoder_path ... --Struct_Decoder_path ... \
+        --DSAModle_path ... --DepthNet_path ... --out_dir results/kitti
+"""
+import sys
+from pathlib import Path
+
+from options.common import check_load_size
+from options.test_options import test_parser
+from utils.checkpoint import checkpoint_paths, load_s2r
+from utils.depth_io import save_depth_color, save_depth_npy
+from utils.errors import exit_on_user_error
+from utils.evaluation import (DEPTH_SCALE, build_test_dataset, evaluate, make_loader, summary,
+                              write_results)
+from utils.metrics import default_protocol
+from utils.runtime import resolve_device
+
+
+def main(argv=None) -> int:
+    parser = test_parser()
+    args = parser.parse_args(argv)
+    check_load_size(parser, args)
+    device = resolve_device(args.device)
+    protocol = default_protocol(args.dataset, crop=args.crop, min_depth=args.min_depth,
+                                max_depth=args.max_depth, median_scaling=not args.no_median_scaling,
+                                clip_after_scaling=args.clip_after_scaling)
+    dataset = build_test_dataset(args.dataset, args.root, args.test_datafile, args.loadSize, args.gt_cache)
+    paths = checkpoint_paths(args)
+    model = load_s2r(paths, map_location="cpu").to(device).eval()
+    out_dir = Path(args.out_dir)
+
+    on_frame = None
+    if args.save_pred:
+        pred_dir = out_dir / "pred"
+        pred_dir.mkdir(parents=True, exist_ok=True)
+
+        def on_frame(index, path, pred, gt, outputs, i):
+            name = f"{index:05d}_{Path(path).stem}"
+            save_depth_npy(pred, pred_dir / f"{name}_depth.npy")
+            save_depth_color(pred, pred_dir / f"{name}_depth.png")
+
+    print(f"evaluating {len(dataset)} {args.dataset} images on {device} "
+          f"(input {dataset.load_size[0]}x{dataset.load_size[1]})")
+    loader = make_loader(dataset, args.batchSize, args.nThreads, device)
+    result = evaluate(model, loader, protocol, DEPTH_SCALE[args.dataset], device, args.post_process, on_frame)
+    write_results(out_dir, result, protocol, {
+        "dataset": args.dataset, "post_process": args.post_process,
+        "checkpoints": {k: str(v) for k, v in paths.items()}})
+    print(summary(result, protocol))
+    print(f"wrote {out_dir / 'evalog.txt'} and {out_dir / 'metrics.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    with exit_on_user_error():
+        sys.exit(main())

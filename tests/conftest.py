@@ -1,0 +1,55 @@
+"""Shared fixtures: the real sample data beside the project, and random checkpoints."""
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("S2R_SHARED_DATA", ROOT.parent / "shared" / "data"))
+KITTI_DRIVE = "2011_09_26/2011_09_26_drive_0052_sync"
+KITTI_FRAMES = ("0000000000", "0000000014", "0000000026", "0000000036", "0000000044", "0000000050")
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """../shared/data (real KITTI/NYU samples); tests using it skip when it is absent."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"real sample data not found at {SHARED_DATA} (set S2R_SHARED_DATA to its path)")
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def kitti_raw_list(shared_data, tmp_path_factory) -> tuple:
+    """(root, list file) for the six real Eigen-test frames in ../shared/data/kitti_raw."""
+    root = shared_data / "kitti_raw"
+    lines = [f"{KITTI_DRIVE}/image_02/data/{f}.png {KITTI_DRIVE}/image_03/data/{f}.png 2011_09_26 "
+             f"{KITTI_DRIVE}/velodyne_points/data/{f}.bin" for f in KITTI_FRAMES]
+    list_file = tmp_path_factory.mktemp("kitti_list") / "test.txt"
+    list_file.write_text("\n".join(lines) + "\n")
+    return root, list_file
+
+
+def save_random_checkpoints(folder: Path, seed: int = 0, prefix: bool = True) -> dict:
+    """The four networks with seeded random weights, saved under the release's file names; the
+    last three with the ``module.`` prefix as in the release. Returns {name: path}."""
+    from models import S2RDepthNet
+
+    torch.manual_seed(seed)
+    model = S2RDepthNet()
+    model.depth_net.reset_parameters()
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = {}
+    for name in ("struct_encoder", "struct_decoder", "dsa", "depth_net"):
+        state = getattr(model, name).state_dict()
+        if prefix and name != "struct_encoder":
+            state = {f"module.{k}": v for k, v in state.items()}
+        paths[name] = folder / f"{name}.pth"
+        torch.save(state, paths[name])
+    return paths
+
+
+@pytest.fixture(scope="session")
+def random_checkpoints(tmp_path_factory) -> dict:
+    """{name: path} of seeded random checkpoints in the release layout (session-wide)."""
+    return save_random_checkpoints(tmp_path_factory.mktemp("checkpoints"))

@@ -1,0 +1,192 @@
+"""Checkpoint I/O: released files with or without the ``module.`` prefix, atomic saves, and
+errors that say which network, which file and which keys are wrong."""
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Dict, Mapping, Optional, Union
+
+import torch
+import torch.nn as nn
+
+PathLike = Union[str, os.PathLike]
+PREFIX = "module."
+MAX_LISTED_KEYS = 5
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint file that cannot be loaded into the network it was given for."""
+
+
+def strip_prefix(state_dict: Mapping[str, Any], prefix: str = PREFIX) -> Dict[str, Any]:
+    """Drop the ``nn.DataParallel``/DDP prefix when every key carries it."""
+    if state_dict and all(k.startswith(prefix) for k in state_dict):
+        return {k[len(prefix):]: v for k, v in state_dict.items()}
+    return dict(state_dict)
+
+
+def read_state_dict(path: PathLike, name: str = "network",
+                    map_location: Union[str, torch.device] = "cpu") -> Dict[str, torch.Tensor]:
+    """Read a plain state_dict (prefix stripped) from ``path``, onto ``map_location``."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{name}: checkpoint file not found: {path}")
+    try:
+        obj = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # torch raises many types for a file that is not a checkpoint
+        raise CheckpointError(f"{name}: {path} is not a readable PyTorch checkpoint "
+                              f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from exc
+    if not isinstance(obj, Mapping) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise CheckpointError(f"{name}: {path} does not hold a state_dict of tensors "
+                              f"(found {type(obj).__name__})")
+    return strip_prefix(obj)
+
+
+def _first(keys) -> str:
+    keys = sorted(keys)
+    more = f" (+{len(keys) - MAX_LISTED_KEYS} more)" if len(keys) > MAX_LISTED_KEYS else ""
+    return ", ".join(keys[:MAX_LISTED_KEYS]) + more
+
+
+def check_state_dict(net: nn.Module, state_dict: Mapping[str, torch.Tensor], name: str,
+                     path: PathLike) -> None:
+    """Raise CheckpointError unless ``state_dict`` has exactly the keys and shapes of ``net``."""
+    expected = net.state_dict()
+    missing = set(expected) - set(state_dict)
+    unexpected = set(state_dict) - set(expected)
+    wrong_shape = [f"{k} {tuple(state_dict[k].shape)} != {tuple(v.shape)}"
+                   for k, v in expected.items() if k in state_dict and state_dict[k].shape != v.shape]
+    if not (missing or unexpected or wrong_shape):
+        return
+    lines = [f"{name}: {path} does not match the {name} network"]
+    guess = guess_network(state_dict)
+    if guess and guess != name:
+        lines[0] += f" (it looks like a {guess} checkpoint)"
+    if missing:
+        lines.append(f"  missing keys: {_first(missing)}")
+    if unexpected:
+        lines.append(f"  unexpected keys: {_first(unexpected)}")
+    if wrong_shape:
+        lines.append(f"  wrong shapes (file != network): {', '.join(wrong_shape[:MAX_LISTED_KEYS])}")
+    raise CheckpointError("\n".join(lines))
+
+
+def guess_network(state_dict: Mapping[str, Any]) -> Optional[str]:
+    """Name of the released network whose key set equals the given one, if any."""
+    from models import DSA, DepthNet, StructDecoder, StructEncoder
+
+    keys = set(strip_prefix(state_dict))
+    for name, cls in (("struct_encoder", StructEncoder), ("struct_decoder", StructDecoder),
+                      ("dsa", DSA), ("depth_net", DepthNet)):
+        with torch.device("meta"):
+            if set(cls().state_dict()) == keys:
+                return name
+    return None
+
+
+def load_network(net: nn.Module, path: PathLike, name: str,
+                 map_location: Union[str, torch.device] = "cpu") -> nn.Module:
+    """Load a released (or our own) checkpoint into ``net``; strict on keys and shapes."""
+    state_dict = read_state_dict(path, name, map_location)
+    check_state_dict(net, state_dict, name, path)
+    net.load_state_dict(state_dict)
+    return net
+
+
+def load_drn_imagenet(dsa: nn.Module, path: PathLike) -> nn.Module:
+    """Load the ImageNet DRN-D-22 file (``layer0..8`` keys) into the DSA encoder ``E.base.0..8``.
+
+    The classifier (``fc``) has no counterpart and is skipped.
+    """
+    state_dict = read_state_dict(path, "DRN-D-22 (ImageNet)")
+    mapped = {}
+    for key, value in state_dict.items():
+        stage, _, rest = key.partition(".")
+        if stage.startswith("layer") and stage[5:].isdigit():
+            mapped[f"base.{stage[5:]}.{rest}"] = value
+    check_state_dict(dsa.E, mapped, "DRN-D-22 (ImageNet)", path)
+    dsa.E.load_state_dict(mapped)
+    return dsa
+
+
+def atomic_save(obj: Any, path: PathLike) -> None:
+    """torch.save to a temporary file in the same folder, then rename: a crash never leaves a torn file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def unwrap(net: nn.Module) -> nn.Module:
+    """The bare network inside DataParallel/DistributedDataParallel, so saved keys carry no prefix."""
+    return net.module if isinstance(net, (nn.DataParallel, nn.parallel.DistributedDataParallel)) else net
+
+
+# Release flag of each network, and the file-name stems it is saved under (release and training).
+CHECKPOINT_FLAGS = {"struct_encoder": "Shared_Struct_Encoder_path", "struct_decoder": "Struct_Decoder_path",
+                    "dsa": "DSAModle_path", "depth_net": "DepthNet_path"}
+FILE_STEMS = {"struct_encoder": ("struct_encoder",), "struct_decoder": ("struct_decoder",),
+              "dsa": ("dsa_modle", "dsa"), "depth_net": ("depth_net", "depthnet")}
+
+
+def _stem_and_epoch(path: Path):
+    """('dsa_modle', 12) for dsa_modle_12.pth; ('dsa_kitti', -1) for dsa_kitti.pth."""
+    stem = path.stem.lower()
+    base, _, tail = stem.rpartition("_")
+    return (base, int(tail)) if base and tail.isdigit() else (stem, -1)
+
+
+def find_checkpoint(folder: PathLike, name: str) -> Path:
+    """The checkpoint of network ``name`` in ``folder``: a ``<stem>[_<suffix>][_<epoch>].pth`` file
+    (``stem`` one of FILE_STEMS[name]), the highest epoch when there are several."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise CheckpointError(f"checkpoint folder not found: {folder}")
+    candidates = {}
+    for path in folder.glob("*.pth"):
+        base, epoch = _stem_and_epoch(path)
+        if any(base == s or base.startswith(s + "_") for s in FILE_STEMS[name]):
+            candidates[path] = epoch
+    if not candidates:
+        raise CheckpointError(f"{name}: no {'|'.join(FILE_STEMS[name])}*.pth file in {folder}")
+    best = max(candidates.values())
+    chosen = sorted(p.name for p, e in candidates.items() if e == best)
+    if len(chosen) > 1:
+        raise CheckpointError(f"{name}: several candidate checkpoints in {folder}: {', '.join(chosen)}; "
+                              f"name one with --{CHECKPOINT_FLAGS[name]}")
+    return folder / chosen[0]
+
+
+def checkpoint_paths(args) -> Dict[str, Path]:
+    """Path of each network's checkpoint from the release flags, falling back to --checkpoint_dir."""
+    paths, missing = {}, []
+    for name, flag in CHECKPOINT_FLAGS.items():
+        value = getattr(args, flag, None)
+        if value:
+            paths[name] = Path(value)
+        elif getattr(args, "checkpoint_dir", None):
+            paths[name] = find_checkpoint(args.checkpoint_dir, name)
+        else:
+            missing.append(f"--{flag}")
+    if missing:
+        raise CheckpointError(f"no checkpoint given for {', '.join(missing)} (pass the files or "
+                              f"--checkpoint_dir)")
+    return paths
+
+
+def load_s2r(paths: Mapping[str, PathLike], map_location: Union[str, torch.device] = "cpu") -> nn.Module:
+    """An S2RDepthNet with each of its four parts loaded from its checkpoint."""
+    from models import S2RDepthNet
+
+    model = S2RDepthNet()
+    for name, path in paths.items():
+        load_network(getattr(model, name), path, name, map_location)
+    return model

@@ -1,0 +1,32 @@
+"""Turn the errors a user can fix (bad data, bad checkpoints) into one clear line, not a traceback."""
+import contextlib
+import sys
+from typing import Iterator
+
+from datasets.common import DatasetError
+
+from .checkpoint import CheckpointError
+
+USER_ERRORS = (DatasetError, CheckpointError)
+
+
+def user_message(exc: BaseException) -> str:
+    """The original message, also when a DataLoader worker re-raised it wrapped in a traceback."""
+    text = str(exc).strip()
+    marker = f"{type(exc).__name__}: "
+    if "Original Traceback" in text and marker in text:
+        text = text.rsplit(marker, 1)[1]
+    return text
+
+
+@contextlib.contextmanager
+def exit_on_user_error() -> Iterator[None]:
+    """Print ``error: <message>`` and exit with status 2 on a user error; Ctrl-C exits with 130."""
+    try:
+        yield
+    except USER_ERRORS as exc:
+        print(f"error: {user_message(exc)}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)
