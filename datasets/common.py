@@ -100,7 +100,11 @@ def to_network_input(img: Image.Image) -> torch.Tensor:
 def load_depth_png(path: str, scale: float, entry: Optional[ListEntry] = None) -> np.ndarray:
     """A 16-bit depth PNG as float64 metres (``value / scale``)."""
     img = open_image(path, entry, mode=None)
-    return np.asarray(img, dtype=np.float64) / scale
+    depth = np.asarray(img, dtype=np.float64)
+    if depth.ndim != 2:
+        where = f"{entry.where()}: " if entry else ""
+        raise DatasetError(f"{where}depth map {path} is not a single-channel image (mode {img.mode})")
+    return depth / scale
 
 
 def collate_eval(batch: List[dict]) -> dict:

@@ -1,6 +1,7 @@
 """KITTI Eigen test split (spec §2.2): images from the raw layout, ground truth projected from
 the velodyne scan, and a cache of that ground truth for repeated evaluations."""
 import os
+import zipfile
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
@@ -110,7 +111,7 @@ class GTCache:
                 self.offsets = f["offsets"]
                 self.index = f["index"]
                 self.depth = f["depth"]
-        except (OSError, KeyError, ValueError) as exc:
+        except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:
             raise DatasetError(f"{path} is not a ground-truth cache written by export_gt_depth.py "
                                f"({exc})") from exc
 

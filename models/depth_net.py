@@ -11,6 +11,16 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 SKIP_WEIGHT = 0.1
+# The centre's dilation-5 reflection padding needs more than 5 pixels at H/16, so 96 is the
+# smallest input; four 2x poolings need multiples of 16.
+MIN_INPUT_SIZE = 96
+
+
+def check_input_size(height: int, width: int, network: str = "DepthNet") -> None:
+    """Raise a ValueError naming the size unless both sides are multiples of 16 and at least 96."""
+    if height % 16 or width % 16 or min(height, width) < MIN_INPUT_SIZE:
+        raise ValueError(f"{network} needs input height and width that are multiples of 16 and at "
+                         f"least {MIN_INPUT_SIZE}, got {height}x{width}")
 
 
 class EncoderBlock(nn.Module):
@@ -96,7 +106,7 @@ class OutputBlock(nn.Module):
 
 
 class DepthNet(nn.Module):
-    """DP module. Input (B, 1, H, W) with H and W multiples of 16.
+    """DP module. Input (B, 1, H, W) with H and W multiples of 16, at least 96.
 
     Returns ``[o4, o3, o2, o1]`` at H/8, H/4, H/2 and H, each in [-1, 1]; ``o1`` is the prediction.
     """
@@ -142,8 +152,7 @@ class DepthNet(nn.Module):
                 nn.init.zeros_(m.bias)
 
     def forward(self, x: torch.Tensor) -> List[torch.Tensor]:
-        if x.shape[-2] % 16 or x.shape[-1] % 16:
-            raise ValueError(f"DepthNet needs height and width divisible by 16, got {tuple(x.shape[-2:])}")
+        check_input_size(*x.shape[-2:])
         c1 = self.pool(self.conv1(x))
         c2 = self.pool(self.conv2(c1))
         c3 = self.pool(self.conv3(c2))

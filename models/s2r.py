@@ -4,7 +4,7 @@ from typing import List, NamedTuple
 import torch
 import torch.nn as nn
 
-from .depth_net import DepthNet
+from .depth_net import DepthNet, check_input_size
 from .dsa import DSA
 from .struct_decoder import StructDecoder
 from .struct_encoder import StructEncoder
@@ -34,9 +34,7 @@ class S2RDepthNet(nn.Module):
         self.depth_net = DepthNet()
 
     def forward(self, img: torch.Tensor) -> S2ROutput:
-        h, w = img.shape[-2:]
-        if h % 16 or w % 16:
-            raise ValueError(f"S2R-DepthNet needs input height and width divisible by 16, got {h}x{w}")
+        check_input_size(*img.shape[-2:], network="S2R-DepthNet")
         structure = self.struct_decoder(self.struct_encoder(img))
         attention = self.dsa(img)
         return S2ROutput(structure, attention, self.depth_net(attention * structure))

@@ -4,6 +4,8 @@ Flag names follow the release (including its spellings) so that its README comma
 """
 import argparse
 
+from models.depth_net import MIN_INPUT_SIZE
+
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter):
     """Keep the description's line breaks; show a flag's default when it has a meaningful one."""
@@ -38,9 +40,10 @@ def load_size(parser: argparse.ArgumentParser, default, help_text: str) -> None:
 
 
 def check_load_size(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
-    """The networks need sizes divisible by 16 (four 2x poolings in the DP module)."""
-    if args.loadSize and any(v % 16 for v in args.loadSize):
-        parser.error(f"--loadSize {args.loadSize[0]} {args.loadSize[1]}: both must be multiples of 16")
+    """The DP module needs multiples of 16 (four 2x poolings), at least 96 (its dilated centre)."""
+    if args.loadSize and any(v % 16 or v < MIN_INPUT_SIZE for v in args.loadSize):
+        parser.error(f"--loadSize {args.loadSize[0]} {args.loadSize[1]}: both must be multiples of 16 "
+                     f"and at least {MIN_INPUT_SIZE}")
 
 
 def add_device(parser: argparse.ArgumentParser) -> None:

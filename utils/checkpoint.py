@@ -33,8 +33,9 @@ def read_state_dict(path: PathLike, name: str = "network",
     try:
         obj = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # torch raises many types for a file that is not a checkpoint
+        reason = str(exc).partition("\n")[0][:200]
         raise CheckpointError(f"{name}: {path} is not a readable PyTorch checkpoint "
-                              f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from exc
+                              f"({type(exc).__name__}: {reason})") from exc
     if not isinstance(obj, Mapping) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
         raise CheckpointError(f"{name}: {path} does not hold a state_dict of tensors "
                               f"(found {type(obj).__name__})")
@@ -95,7 +96,8 @@ def load_network(net: nn.Module, path: PathLike, name: str,
 def load_drn_imagenet(dsa: nn.Module, path: PathLike) -> nn.Module:
     """Load the ImageNet DRN-D-22 file (``layer0..8`` keys) into the DSA encoder ``E.base.0..8``.
 
-    The classifier (``fc``) has no counterpart and is skipped.
+    The classifier (``fc``) has no counterpart and is skipped. The released file predates
+    PyTorch 0.4 and so has no BN ``num_batches_tracked`` counters; those start at 0.
     """
     state_dict = read_state_dict(path, "DRN-D-22 (ImageNet)")
     mapped = {}
@@ -103,6 +105,9 @@ def load_drn_imagenet(dsa: nn.Module, path: PathLike) -> nn.Module:
         stage, _, rest = key.partition(".")
         if stage.startswith("layer") and stage[5:].isdigit():
             mapped[f"base.{stage[5:]}.{rest}"] = value
+    for key, value in dsa.E.state_dict().items():
+        if key.endswith("num_batches_tracked"):
+            mapped.setdefault(key, torch.zeros_like(value))
     check_state_dict(dsa.E, mapped, "DRN-D-22 (ImageNet)", path)
     dsa.E.load_state_dict(mapped)
     return dsa

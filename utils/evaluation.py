@@ -92,6 +92,10 @@ def evaluate(model: torch.nn.Module, loader: DataLoader, protocol: Protocol, dep
             per_image.append(metrics)
         if per_image:
             bar.set_postfix(abs_rel=f"{np.mean([m['abs_rel'] for m in per_image]):.4f}")
+    if not per_image:
+        raise DatasetError(f"none of the {len(skipped)} frames has a valid ground-truth pixel "
+                           f"(depth in ({protocol.min_depth:g}, {protocol.max_depth:g}) m inside the "
+                           f"{protocol.crop} crop); nothing to evaluate")
     return EvalResult(mean_metrics(per_image), len(per_image), skipped)
 
 
