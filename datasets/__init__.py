@@ -2,6 +2,8 @@
 from .common import DatasetError, collate_eval
 from .kitti import GTCache, KITTIEigenTest, generate_depth_map
 from .nyu import NYUDv2Test
+from .transforms import AugmentFlags
+from .vkitti import ImageListDataset, SyntheticDepthDataset
 
-__all__ = ["DatasetError", "GTCache", "KITTIEigenTest", "NYUDv2Test", "collate_eval",
-           "generate_depth_map"]
+__all__ = ["AugmentFlags", "DatasetError", "GTCache", "ImageListDataset", "KITTIEigenTest", "NYUDv2Test",
+           "SyntheticDepthDataset", "collate_eval", "generate_depth_map"]

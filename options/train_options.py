@@ -1,0 +1,153 @@
+"""Flags of train.py: every flag of the release under its own name (and spelling), plus resuming,
+seeding, devices, mixed precision, validation and the stage-1 (structure encoder) options."""
+import argparse
+from typing import List, Optional
+
+from models.depth_net import MIN_INPUT_SIZE
+
+from .common import (HelpFormatter, add_device, check_load_size, load_size, non_negative_int,
+                     positive_int)
+
+STAGES = ("TrainStructEncoder", "TrainStructDecoder", "TrainDSAandDPModule")
+DEFAULT_DRN_IMAGENET = "pretrained/drn_d_22-4bd2f8ea.pth"
+STAGE1_MIN_SIZE = 64  # no depth network in stage 1, so its 96-pixel minimum does not apply
+
+DESCRIPTION = """\
+Train S2R-DepthNet on synthetic data, one stage at a time:
+  TrainStructEncoder   stage 1: the structure encoder, by structure/style image translation
+  TrainStructDecoder   stage 2: structure decoder + depth network on a frozen structure encoder
+  TrainDSAandDPModule  stage 3: DSA module + a fresh depth network on the frozen STE
+
+Every epoch writes the release's checkpoint files (struct_encoder_<e>.pth, struct_decoder_<e>.pth,
+dsa_modle_<e>.pth, depth_net_<e>.pth; epochs counted from 1) and last.pth, the full training state
+that --resume continues from. Ctrl-C stops after the current iteration, saves last.pth at that
+batch and exits with status 130; --resume then restarts the epoch at the next batch.
+
+Example (release README):
+  python train.py --syn_dataset VKITTI --syn_root $VKITTI --syn_train_datafile datasets/vkitti/train.txt \\
+      --batchSize 32 --loadSize 192 640 --Shared_Struct_Encoder_path $SE --train_stage TrainStructDecoder
+Multi-GPU: torchrun --nproc_per_node N train.py ...  (--batchSize is per process)
+"""
+
+
+def _amp_mode(text: str) -> str:
+    if text not in ("bf16", "fp16"):
+        raise argparse.ArgumentTypeError(f"expected bf16 or fp16, got {text!r}")
+    return text
+
+
+def train_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=DESCRIPTION, formatter_class=HelpFormatter)
+    parser.add_argument("--train_stage", choices=STAGES, required=True, help="which stage to train")
+
+    data = parser.add_argument_group("synthetic training data")
+    data.add_argument("--syn_dataset", choices=("VKITTI", "SUNCG"), default="VKITTI",
+                      help="VKITTI: 16-bit depth PNGs in cm, clipped at 80 m; SUNCG: the indoor layout "
+                           "with 8-bit depth PNGs scaled by 1/255")
+    data.add_argument("--syn_root", required=True, help="root the list's paths are relative to")
+    data.add_argument("--syn_train_datafile", required=True,
+                      help="list file, one 'rgb_path depth_path' line per training pair")
+    data.add_argument("--batchSize", type=positive_int, default=32, help="images per iteration and process")
+    data.add_argument("--nThreads", type=non_negative_int, default=4,
+                      help="data-loading worker processes (0 loads in the training process)")
+    load_size(data, [192, 640], "training image size H W (multiples of 16; at least 96, or 64 in stage 1)")
+    data.add_argument("--no_flip", action="store_true", help="no random horizontal flip")
+    data.add_argument("--no_rotation", action="store_true", help="no random rotation (+-5 degrees)")
+    data.add_argument("--no_augment", action="store_true",
+                      help="no random brightness/contrast/saturation jitter")
+
+    nets = parser.add_argument_group("networks")
+    nets.add_argument("--Shared_Struct_Encoder_path", default=None,
+                      help="structure encoder checkpoint; required (and frozen) in stages 2 and 3")
+    nets.add_argument("--Struct_Decoder_path", default=None,
+                      help="structure decoder checkpoint: the starting point in stage 2, required (and "
+                           "frozen) in stage 3")
+    nets.add_argument("--DSAModle_path", default=None,
+                      help="start the DSA module from this checkpoint (stage 3; fine-tuning)")
+    nets.add_argument("--DepthNet_path", default=None,
+                      help="start the depth network from this checkpoint instead of the normal(0, 0.02) "
+                           "initialisation (stages 2 and 3; fine-tuning)")
+    nets.add_argument("--dsa_pretrained", default=DEFAULT_DRN_IMAGENET,
+                      help="ImageNet DRN-D-22 weights for the DSA encoder (stage 3). When the default file "
+                           "is absent the DRN initialisation is used, with a warning; 'none' skips it")
+
+    optim = parser.add_argument_group("optimisation")
+    optim.add_argument("--start-epoch", dest="start_epoch", type=non_negative_int, default=0,
+                       help="number of epochs already done: the first checkpoint written is epoch "
+                            "start-epoch + 1 and the learning-rate schedule starts there")
+    optim.add_argument("--epochs", type=positive_int, default=120, help="train until this many epochs are done")
+    optim.add_argument("--lr", type=float, default=1e-4, help="initial learning rate (Adam)")
+    optim.add_argument("--lr_policy", choices=("step", "plateau", "lambda"), default="step",
+                       help="step: halve every --lr_decay_iters epochs. plateau: halve when the epoch's "
+                            "metric (validation abs_rel with --val_*, else the epoch's mean training loss) "
+                            "has not improved by 1%% for 5 epochs. lambda: linear decay from --lr to 0 "
+                            "at --epochs")
+    optim.add_argument("--lr_decay_iters", type=positive_int, default=10,
+                       help="epochs between two halvings of the learning rate (--lr_policy step)")
+    optim.add_argument("--lambda_w", type=float, default=1.0,
+                       help="weight of the structure loss in stage 2")
+    optim.add_argument("--hyper_w", type=float, default=0.001,
+                       help="beta of the structure loss's edge weight exp(-beta * |grad depth|)")
+
+    stage1 = parser.add_argument_group("stage 1 (TrainStructEncoder)")
+    stage1.add_argument("--style_root", default=None, help="root the style list's paths are relative to")
+    stage1.add_argument("--style_datafile", default=None,
+                        help="list of style images (domain B), one relative image path per line")
+    stage1.add_argument("--recon_x_w", type=float, default=10.0, help="weight of image reconstruction")
+    stage1.add_argument("--recon_c_w", type=float, default=1.0, help="weight of structure-code reconstruction")
+    stage1.add_argument("--recon_s_w", type=float, default=1.0, help="weight of style-code reconstruction")
+    stage1.add_argument("--gan_w", type=float, default=1.0, help="weight of the adversarial loss")
+    stage1.add_argument("--style_dim", type=positive_int, default=8, help="length of the style code")
+
+    run = parser.add_argument_group("run")
+    run.add_argument("--checkpoint_dir", default="checkpoints",
+                     help="where checkpoints, last.pth and args.json go")
+    run.add_argument("--log_dir", default="logs", help="TensorBoard log folder")
+    run.add_argument("--log_freq", type=positive_int, default=30,
+                     help="log scalars and images at iteration 0 and every this many iterations")
+    run.add_argument("--resume", nargs="?", const="", default=None, metavar="PATH",
+                     help="continue from a training state (default with no PATH: <checkpoint_dir>/last.pth); "
+                          "--epochs is the new total")
+    run.add_argument("--seed", type=int, default=None,
+                     help="seed of networks, shuffling and augmentation (default: a random one, recorded "
+                          "in args.json)")
+    add_device(run)
+    run.add_argument("--amp", nargs="?", const="bf16", default=None, type=_amp_mode, metavar="{bf16,fp16}",
+                     help="mixed precision on CUDA (--amp alone: bf16); ignored with a warning on CPU")
+
+    val = parser.add_argument_group("validation after every epoch (stages 2 and 3)",
+                                    "test.py's evaluation; the best epoch is kept in <checkpoint_dir>/best")
+    val.add_argument("--val_dataset", choices=("KITTI", "NYUD_V2"), default=None, help="validation set")
+    val.add_argument("--val_root", default=None, help="validation dataset root")
+    val.add_argument("--val_datafile", default=None, help="validation list, in test.py's format")
+    val.add_argument("--val_loadSize", nargs=2, type=positive_int, metavar=("H", "W"), default=None,
+                     help="validation input size (default: 192 640 for KITTI, 192 256 for NYUD_V2)")
+    val.add_argument("--val_gt_cache", default=None, help="KITTI ground truth from export_gt_depth.py")
+    return parser
+
+
+def parse_train_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    """Parse and cross-check the flags; a bad combination is a usage error naming the flags."""
+    parser = train_parser()
+    args = parser.parse_args(argv)
+    stage = args.train_stage
+    if stage != "TrainStructEncoder":
+        check_load_size(parser, args)
+    elif any(v % 16 or v < STAGE1_MIN_SIZE for v in args.loadSize):
+        parser.error(f"--loadSize {args.loadSize[0]} {args.loadSize[1]}: stage 1 needs multiples of 16, at "
+                     f"least {STAGE1_MIN_SIZE} (the discriminators downsample three times)")
+    if args.val_loadSize and any(v % 16 or v < MIN_INPUT_SIZE for v in args.val_loadSize):
+        parser.error(f"--val_loadSize {args.val_loadSize[0]} {args.val_loadSize[1]}: both must be "
+                     f"multiples of 16 and at least {MIN_INPUT_SIZE}")
+    if stage in ("TrainStructDecoder", "TrainDSAandDPModule") and not args.Shared_Struct_Encoder_path:
+        parser.error(f"--train_stage {stage} needs --Shared_Struct_Encoder_path (the stage-1 encoder)")
+    if stage == "TrainDSAandDPModule" and not args.Struct_Decoder_path:
+        parser.error("--train_stage TrainDSAandDPModule needs --Struct_Decoder_path (the stage-2 decoder)")
+    if stage == "TrainStructEncoder" and not (args.style_root and args.style_datafile):
+        parser.error("--train_stage TrainStructEncoder needs --style_root and --style_datafile")
+    val = [args.val_dataset, args.val_root, args.val_datafile]
+    if any(val) and not all(val):
+        parser.error("validation needs all of --val_dataset, --val_root and --val_datafile")
+    if all(val) and stage == "TrainStructEncoder":
+        parser.error("--val_* applies to the depth stages; TrainStructEncoder predicts no depth")
+    return args

@@ -1,0 +1,97 @@
+"""Per-epoch data loading that is a pure function of (seed, epoch, rank): the shuffle order comes
+from a generator seeded by (seed, epoch), the augmentation from a per-sample generator (see
+``datasets.vkitti.sample_rng``), so a resumed run sees exactly the batches an uninterrupted one would,
+with any number of loader workers, also from the middle of an epoch."""
+import atexit
+import multiprocessing
+import random
+import signal
+from typing import Iterator, List, Sequence, Tuple
+
+import torch
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
+
+from utils.runtime import worker_init
+
+from .distributed import DistInfo
+
+_EXIT_HOOK = False
+
+
+def primary_indices(dataset: Dataset, seed: int, epoch: int, dist: DistInfo) -> List[int]:
+    """This rank's share of the epoch's shuffled order (DistributedSampler: seeded by seed + epoch,
+    padded so that every rank gets as many samples)."""
+    sampler = DistributedSampler(dataset, num_replicas=dist.world_size, rank=dist.rank, shuffle=True,
+                                 seed=seed, drop_last=False)
+    sampler.set_epoch(epoch)
+    return list(sampler)
+
+
+def cycled_indices(size: int, count: int, seed: int, epoch: int, dist: DistInfo, stream: str) -> List[int]:
+    """``count`` indices for this rank from shuffled passes over a dataset of ``size`` items: a
+    secondary dataset (stage 1's style images) follows the primary one's epoch length."""
+    rng = random.Random(f"{stream}-order:{seed}:{epoch}")
+    order: List[int] = []
+    while len(order) < count * dist.world_size:
+        perm = list(range(size))
+        rng.shuffle(perm)
+        order.extend(perm)
+    return order[:count * dist.world_size][dist.rank::dist.world_size]
+
+
+def training_worker_init(worker_id: int) -> None:
+    """Loader workers ignore SIGINT and SIGTERM. A Ctrl-C, or a cluster scheduler's SIGTERM, reaches
+    the whole process group, and the training process needs its workers until it has finished the
+    current iteration and saved its state; it then shuts them down itself."""
+    worker_init(worker_id)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
+def _kill_children() -> None:
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # torch's handler would report each death as an error
+    for child in multiprocessing.active_children():
+        child.kill()
+        child.join()
+
+
+def kill_workers_at_exit() -> None:
+    """At exit, SIGKILL the loader workers still alive (an exception's traceback can keep their
+    loader alive), since multiprocessing's own exit handler would SIGTERM them, which they ignore,
+    and then wait for them forever. Registered once, after multiprocessing's handler so it runs first."""
+    global _EXIT_HOOK
+    if not _EXIT_HOOK:
+        atexit.register(_kill_children)
+        _EXIT_HOOK = True
+
+
+def _loader(dataset: Dataset, indices: Sequence[int], batch_size: int, workers: int, seed: int, epoch: int,
+            device: torch.device) -> DataLoader:
+    dataset.set_epoch(epoch)
+    return DataLoader(dataset, batch_size=batch_size, sampler=indices, num_workers=workers,
+                      pin_memory=device.type == "cuda", drop_last=False, persistent_workers=False,
+                      worker_init_fn=training_worker_init,
+                      generator=torch.Generator().manual_seed(seed + epoch))
+
+
+class EpochData:
+    """The batches of one epoch from ``datasets`` (the first defines its length), starting at batch
+    ``start``; each item is a tuple with one batch per dataset."""
+
+    def __init__(self, datasets: Sequence[Dataset], batch_size: int, workers: int, seed: int, epoch: int,
+                 dist: DistInfo, device: torch.device, start: int = 0) -> None:
+        first = primary_indices(datasets[0], seed, epoch, dist)
+        self.num_batches = -(-len(first) // batch_size)
+        self.start = min(start, self.num_batches)
+        skip = self.start * batch_size
+        streams = [first[skip:]]
+        for i, dataset in enumerate(datasets[1:], 1):
+            streams.append(cycled_indices(len(dataset), len(first), seed, epoch, dist, f"dataset{i}")[skip:])
+        self.loaders = [_loader(d, s, batch_size, workers, seed, epoch, device)
+                        for d, s in zip(datasets, streams)]
+
+    def __len__(self) -> int:
+        return self.num_batches - self.start
+
+    def __iter__(self) -> Iterator[Tuple[dict, ...]]:
+        return zip(*self.loaders)
