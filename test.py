@@ -8,10 +8,13 @@ Example:
 import sys
 from pathlib import Path
 
+import numpy as np
+
+from datasets.common import open_image
 from options.common import check_load_size
 from options.test_options import test_parser
 from utils.checkpoint import checkpoint_paths, load_s2r
-from utils.depth_io import save_depth_color, save_depth_npy
+from utils.depth_io import DepthWriter, comparison_figure, save_rgb
 from utils.errors import exit_on_user_error
 from utils.evaluation import (DEPTH_SCALE, build_test_dataset, evaluate, make_loader, summary,
                               write_results)
@@ -32,19 +35,23 @@ def main(argv=None) -> int:
     model = load_s2r(paths, map_location="cpu").to(device).eval()
     out_dir = Path(args.out_dir)
 
-    on_frame = None
-    if args.save_pred:
-        pred_dir = out_dir / "pred"
-        pred_dir.mkdir(parents=True, exist_ok=True)
+    writer = DepthWriter(out_dir / "pred", cmap=args.cmap) if args.save_pred else None
+    vis_dir = out_dir / "vis"
+    if args.vis:
+        vis_dir.mkdir(parents=True, exist_ok=True)
 
-        def on_frame(index, path, pred, gt, outputs, i):
-            name = f"{index:05d}_{Path(path).stem}"
-            save_depth_npy(pred, pred_dir / f"{name}_depth.npy")
-            save_depth_color(pred, pred_dir / f"{name}_depth.png")
+    def save_frame(index, path, pred, gt, outputs, i):
+        name = f"{index:05d}_{Path(path).stem}"
+        if writer is not None:
+            writer.write(name, pred)
+        if args.vis:
+            image = np.asarray(open_image(path))
+            save_rgb(comparison_figure(image, pred, gt, args.cmap), vis_dir / f"{name}.png")
 
     print(f"evaluating {len(dataset)} {args.dataset} images on {device} "
           f"(input {dataset.load_size[0]}x{dataset.load_size[1]})")
     loader = make_loader(dataset, args.batchSize, args.nThreads, device)
+    on_frame = save_frame if args.save_pred or args.vis else None
     result = evaluate(model, loader, protocol, DEPTH_SCALE[args.dataset], device, args.post_process, on_frame)
     write_results(out_dir, result, protocol, {
         "dataset": args.dataset, "post_process": args.post_process,

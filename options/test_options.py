@@ -3,6 +3,7 @@ import argparse
 
 from .common import (HelpFormatter, add_checkpoints, add_device, add_protocol, load_size,
                      non_negative_int, positive_int)
+from .infer_options import add_cmap
 
 
 def test_parser() -> argparse.ArgumentParser:
@@ -24,6 +25,10 @@ def test_parser() -> argparse.ArgumentParser:
     parser.add_argument("--save_pred", action="store_true",
                         help="write each prediction as <out_dir>/pred/<name>_depth.npy (metres) and a "
                              "coloured PNG")
+    parser.add_argument("--vis", action="store_true",
+                        help="write <out_dir>/vis/<name>.png per frame: image | prediction | ground truth "
+                             "on the ground truth's colour scale (sparse lidar points dilated)")
+    add_cmap(parser)
     add_device(parser)
     add_checkpoints(parser)
     add_protocol(parser)
