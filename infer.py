@@ -8,114 +8,25 @@ Every image is resized to --loadSize (so any images batch together), run through
 and its depth resized back to the image's own size.
 """
 import argparse
-import glob
-import os
 import sys
-from collections import Counter, defaultdict
 from pathlib import Path
-from typing import List, Optional, Sequence, Tuple
+from typing import Optional
 
-import numpy as np
-import torch
-import torch.nn.functional as F
-from PIL import Image
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from datasets.common import DatasetError, open_image, resize_image, to_network_input
+from datasets.images import ImageInputs, collate_inputs, collect_inputs, output_names
+from options.common import checked_inference_mode
 from options.infer_options import check_infer_args, infer_parser
 from utils.checkpoint import checkpoint_paths, load_s2r
 from utils.depth_io import DepthWriter
 from utils.errors import exit_on_user_error
-from utils.evaluation import predict, to_gt_size
+from utils.evaluation import predict, to_gt_size, upsample
+from utils.inference import prepare_model
 from utils.pointcloud import Intrinsics, read_kitti_intrinsics
 from utils.runtime import resolve_device, worker_init
 
-IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".tif", ".tiff", ".webp"}
 MAX_LISTED_SKIPS = 10
-
-
-def collect_inputs(specs: Sequence[str]) -> Tuple[List[Path], List[str]]:
-    """Files named by ``specs`` (files as given, folders' image files, glob matches), each once,
-    and a warning for every spec that names nothing."""
-    found, warnings = [], []
-    for spec in specs:
-        if os.path.isfile(spec):
-            matches = [spec]
-        elif os.path.isdir(spec):
-            matches = sorted(str(p) for p in Path(spec).iterdir()
-                             if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
-            if not matches:
-                warnings.append(f"{spec}: folder holds no image files ({', '.join(sorted(IMAGE_EXTENSIONS))})")
-        elif any(c in spec for c in "*?["):
-            matches = sorted(p for p in glob.glob(spec, recursive=True) if os.path.isfile(p))
-            if not matches:
-                warnings.append(f"{spec}: no file matches the pattern")
-        else:
-            matches = []
-            warnings.append(f"{spec}: no such file or folder")
-        found += [Path(p).absolute() for p in matches]
-    unique = list(dict.fromkeys(found))
-    return unique, warnings
-
-
-def output_names(paths: Sequence[Path]) -> List[str]:
-    """The output name of each input: its stem, or, for inputs that share a stem, the stem prefixed
-    by the folders that tell them apart (and suffixed by the extension when only that differs)."""
-    names = [p.stem for p in paths]
-    groups = defaultdict(list)
-    for i, p in enumerate(paths):
-        groups[p.stem].append(i)
-    for stem, members in groups.items():
-        if len(members) < 2:
-            continue
-        common = os.path.commonpath([str(paths[i].parent) for i in members])
-        for i in members:
-            names[i] = "_".join([*paths[i].parent.relative_to(common).parts, stem])
-        counts = Counter(names[i] for i in members)
-        for i in members:
-            if counts[names[i]] > 1:
-                names[i] += "_" + paths[i].suffix.lstrip(".")
-    seen = Counter()
-    for i, name in enumerate(names):  # a prefixed name may still equal another input's stem
-        seen[name] += 1
-        if seen[name] > 1:
-            names[i] = f"{name}_{seen[name]}"
-    return names
-
-
-class ImageInputs(Dataset):
-    """Items: ``image`` (3, h, w) in [-1, 1] at ``load_size``, ``rgb`` the (H, W, 3) uint8 original,
-    ``index``; or ``index`` and ``error`` for a file that cannot be decoded."""
-
-    def __init__(self, paths: Sequence[Path], load_size: Sequence[int]) -> None:
-        self.paths = list(paths)
-        self.load_size = tuple(load_size)
-
-    def __len__(self) -> int:
-        return len(self.paths)
-
-    def __getitem__(self, i: int) -> dict:
-        try:
-            img = open_image(str(self.paths[i]))
-        except (DatasetError, Image.DecompressionBombError) as exc:
-            return {"index": i, "error": str(exc)}
-        return {"image": to_network_input(resize_image(img, self.load_size)), "rgb": np.asarray(img),
-                "index": i}
-
-
-def collate_inputs(batch: List[dict]) -> dict:
-    """Readable items stacked into one tensor; unreadable ones kept aside for the warnings."""
-    good = [b for b in batch if "error" not in b]
-    return {"image": torch.stack([b["image"] for b in good]) if good else None,
-            "rgb": [b["rgb"] for b in good], "index": [b["index"] for b in good],
-            "errors": [b for b in batch if "error" in b]}
-
-
-def resize_map(values: torch.Tensor, size: Sequence[int]) -> np.ndarray:
-    """A (1, h, w) STE/DSA map resized like the depth (bilinear, align_corners=True) to ``size``."""
-    up = F.interpolate(values[None].float(), size=tuple(size), mode="bilinear", align_corners=True)
-    return up[0, 0].cpu().numpy()
 
 
 def camera_intrinsics(args: argparse.Namespace) -> Optional[Intrinsics]:
@@ -133,7 +44,8 @@ def main(argv=None) -> int:
     check_infer_args(parser, args)
     intrinsics = camera_intrinsics(args)
     device = resolve_device(args.device)
-    model = load_s2r(checkpoint_paths(args), map_location="cpu").to(device).eval()
+    mode = checked_inference_mode(parser, args, device)
+    model = prepare_model(load_s2r(checkpoint_paths(args), map_location="cpu").to(device).eval(), mode, device)
     paths, skipped = collect_inputs(args.input)
     for message in skipped:
         print(f"warning: {message} (skipped)", file=sys.stderr)
@@ -157,8 +69,8 @@ def main(argv=None) -> int:
                     size = rgb.shape[:2]
                     maps = {}
                     if args.save_maps:
-                        maps = {"structure": resize_map(outputs.structure[i], size),
-                                "attention": resize_map(outputs.attention[i], size)}
+                        maps = {"structure": upsample(outputs.structure[i], size).cpu().numpy(),
+                                "attention": upsample(outputs.attention[i], size).cpu().numpy()}
                     depth = to_gt_size(outputs.depth[-1][i], size, args.max_depth)
                     writer.write(names[index], depth, rgb, intrinsics, **maps)
                     written += 1

@@ -11,13 +11,14 @@ from pathlib import Path
 import numpy as np
 
 from datasets.common import open_image
-from options.common import check_load_size
+from options.common import check_load_size, checked_inference_mode
 from options.test_options import test_parser
 from utils.checkpoint import checkpoint_paths, load_s2r
 from utils.depth_io import DepthWriter, comparison_figure, save_rgb
 from utils.errors import exit_on_user_error
 from utils.evaluation import (DEPTH_SCALE, build_test_dataset, evaluate, make_loader, summary,
                               write_results)
+from utils.inference import prepare_model
 from utils.metrics import default_protocol
 from utils.runtime import resolve_device
 
@@ -27,12 +28,13 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     check_load_size(parser, args)
     device = resolve_device(args.device)
+    mode = checked_inference_mode(parser, args, device)
     protocol = default_protocol(args.dataset, crop=args.crop, min_depth=args.min_depth,
                                 max_depth=args.max_depth, median_scaling=not args.no_median_scaling,
                                 clip_after_scaling=args.clip_after_scaling)
     dataset = build_test_dataset(args.dataset, args.root, args.test_datafile, args.loadSize, args.gt_cache)
     paths = checkpoint_paths(args)
-    model = load_s2r(paths, map_location="cpu").to(device).eval()
+    model = prepare_model(load_s2r(paths, map_location="cpu").to(device).eval(), mode, device)
     out_dir = Path(args.out_dir)
 
     writer = DepthWriter(out_dir / "pred", cmap=args.cmap) if args.save_pred else None
@@ -49,12 +51,12 @@ def main(argv=None) -> int:
             save_rgb(comparison_figure(image, pred, gt, args.cmap), vis_dir / f"{name}.png")
 
     print(f"evaluating {len(dataset)} {args.dataset} images on {device} "
-          f"(input {dataset.load_size[0]}x{dataset.load_size[1]})")
+          f"(input {dataset.load_size[0]}x{dataset.load_size[1]}) in inference mode {mode.name}")
     loader = make_loader(dataset, args.batchSize, args.nThreads, device)
     on_frame = save_frame if args.save_pred or args.vis else None
     result = evaluate(model, loader, protocol, DEPTH_SCALE[args.dataset], device, args.post_process, on_frame)
     write_results(out_dir, result, protocol, {
-        "dataset": args.dataset, "post_process": args.post_process,
+        "dataset": args.dataset, "post_process": args.post_process, "inference_mode": mode.name,
         "checkpoints": {k: str(v) for k, v in paths.items()}})
     print(summary(result, protocol))
     print(f"wrote {out_dir / 'evalog.txt'} and {out_dir / 'metrics.json'}")

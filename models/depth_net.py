@@ -158,7 +158,6 @@ class DepthNet(nn.Module):
         c3 = self.pool(self.conv3(c2))
         center = self.center(self.pool(self.conv4(c3)))
         # Skip products are evaluated left to right as in the reference, to the last bit.
-
         a = torch.cat([center, c3 * SKIP_WEIGHT], 1)
         d4, o4 = self.deconv4(a), self.output4(a)
         b = torch.cat([d4, c2 * SKIP_WEIGHT * 0.5, _up(o4)], 1)

@@ -9,19 +9,19 @@ import torch.nn as nn
 
 
 class ConvBlock(nn.Module):
-    """Reflection pad, convolution, then optional instance norm and activation.
+    """Reflection pad, convolution, instance norm, LeakyReLU(0.2).
 
     The convolution sits in an attribute named ``conv`` because the released checkpoint stores
     its weights as ``<block>.conv.weight``.
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int,
-                 padding: int, activation: bool = True) -> None:
+                 padding: int) -> None:
         super().__init__()
         self.pad = nn.ReflectionPad2d(padding)
         self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, stride, bias=True)
         self.norm = nn.InstanceNorm2d(out_channels)
-        self.activation = nn.LeakyReLU(0.2, inplace=True) if activation else nn.Identity()
+        self.activation = nn.LeakyReLU(0.2, inplace=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.activation(self.norm(self.conv(self.pad(x))))

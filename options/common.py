@@ -4,7 +4,11 @@ Flag names follow the release (including its spellings) so that its README comma
 """
 import argparse
 
+import matplotlib
+import torch
+
 from models.depth_net import MIN_INPUT_SIZE
+from utils.inference import AUTO, MODES, InferenceMode, resolve_inference_mode
 
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter):
@@ -39,11 +43,49 @@ def load_size(parser: argparse.ArgumentParser, default, help_text: str) -> None:
                         help=help_text)
 
 
-def check_load_size(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
-    """The DP module needs multiples of 16 (four 2x poolings), at least 96 (its dilated centre)."""
-    if args.loadSize and any(v % 16 or v < MIN_INPUT_SIZE for v in args.loadSize):
-        parser.error(f"--loadSize {args.loadSize[0]} {args.loadSize[1]}: both must be multiples of 16 "
-                     f"and at least {MIN_INPUT_SIZE}")
+def check_load_size(parser: argparse.ArgumentParser, args: argparse.Namespace, flag: str = "loadSize",
+                    minimum: int = MIN_INPUT_SIZE, why: str = "the depth network's dilated centre") -> None:
+    """Sizes must be multiples of 16 (the DP module pools four times) and at least ``minimum``."""
+    size = getattr(args, flag)
+    if size and any(v % 16 or v < minimum for v in size):
+        parser.error(f"--{flag} {size[0]} {size[1]}: both must be multiples of 16 and at least {minimum} "
+                     f"({why})")
+
+
+def positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return value
+
+
+def colormap(text: str) -> str:
+    if text not in matplotlib.colormaps:
+        raise argparse.ArgumentTypeError(f"unknown matplotlib colormap {text!r} (e.g. magma_r, plasma_r, "
+                                         f"viridis_r, inferno_r, turbo_r, gray)")
+    return text
+
+
+def add_cmap(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--cmap", type=colormap, default="magma_r",
+                        help="matplotlib colormap of the coloured depth PNGs (near = bright with magma_r)")
+
+
+def add_inference_mode(parser: argparse.ArgumentParser) -> None:
+    modes = "; ".join(f"{m.name}: {m.description}" for m in MODES.values())
+    parser.add_argument("--inference_mode", choices=("auto", *MODES), default="auto",
+                        help=f"how the network runs. auto: the fastest mode whose metrics equal eager "
+                             f"float32 to 1e-6 (CPU: {AUTO['cpu']}, CUDA: {AUTO['cuda']}; measured in "
+                             f"docs/performance.md). {modes}")
+
+
+def checked_inference_mode(parser: argparse.ArgumentParser, args: argparse.Namespace,
+                           device: torch.device) -> InferenceMode:
+    """--inference_mode resolved for ``device``; a CUDA-only mode on the CPU is a usage error."""
+    try:
+        return resolve_inference_mode(args.inference_mode, device)
+    except ValueError as exc:
+        parser.error(f"--inference_mode: {exc}")
 
 
 def add_device(parser: argparse.ArgumentParser) -> None:

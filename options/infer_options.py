@@ -1,31 +1,10 @@
-"""Flags of infer.py (depth for your own images), and the colour-map flag test.py shares."""
+"""Flags of infer.py (depth for your own images)."""
 import argparse
 
-import matplotlib
-
-from .common import (HelpFormatter, add_checkpoints, add_device, check_load_size, load_size,
-                     non_negative_int, positive_int)
+from .common import (HelpFormatter, add_checkpoints, add_cmap, add_device, add_inference_mode,
+                     check_load_size, load_size, non_negative_int, positive_float, positive_int)
 
 INTRINSICS_FLAGS = ("fx", "fy", "cx", "cy")
-
-
-def colormap(text: str) -> str:
-    if text not in matplotlib.colormaps:
-        raise argparse.ArgumentTypeError(f"unknown matplotlib colormap {text!r} (e.g. magma_r, plasma_r, "
-                                         f"viridis_r, inferno_r, turbo_r, gray)")
-    return text
-
-
-def positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
-    return value
-
-
-def add_cmap(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--cmap", type=colormap, default="magma_r",
-                        help="matplotlib colormap of the coloured depth PNGs (near = bright with magma_r)")
 
 
 def infer_parser() -> argparse.ArgumentParser:
@@ -51,6 +30,7 @@ def infer_parser() -> argparse.ArgumentParser:
     parser.add_argument("--num_workers", type=non_negative_int, default=2,
                         help="image-decoding worker processes")
     add_device(parser)
+    add_inference_mode(parser)
     add_checkpoints(parser)
 
     out = parser.add_argument_group("outputs")

@@ -1,9 +1,8 @@
 """Flags of test.py."""
 import argparse
 
-from .common import (HelpFormatter, add_checkpoints, add_device, add_protocol, load_size,
-                     non_negative_int, positive_int)
-from .infer_options import add_cmap
+from .common import (HelpFormatter, add_checkpoints, add_cmap, add_device, add_inference_mode, add_protocol,
+                     load_size, non_negative_int, positive_int)
 
 
 def test_parser() -> argparse.ArgumentParser:
@@ -30,6 +29,7 @@ def test_parser() -> argparse.ArgumentParser:
                              "on the ground truth's colour scale (sparse lidar points dilated)")
     add_cmap(parser)
     add_device(parser)
+    add_inference_mode(parser)
     add_checkpoints(parser)
     add_protocol(parser)
     return parser

@@ -3,7 +3,6 @@ seeding, devices, mixed precision, validation and the stage-1 (structure encoder
 import argparse
 from typing import List, Optional
 
-from models.depth_net import MIN_INPUT_SIZE
 
 from .common import (HelpFormatter, add_device, check_load_size, load_size, non_negative_int,
                      positive_int)
@@ -133,12 +132,9 @@ def parse_train_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     stage = args.train_stage
     if stage != "TrainStructEncoder":
         check_load_size(parser, args)
-    elif any(v % 16 or v < STAGE1_MIN_SIZE for v in args.loadSize):
-        parser.error(f"--loadSize {args.loadSize[0]} {args.loadSize[1]}: stage 1 needs multiples of 16, at "
-                     f"least {STAGE1_MIN_SIZE} (the discriminators downsample three times)")
-    if args.val_loadSize and any(v % 16 or v < MIN_INPUT_SIZE for v in args.val_loadSize):
-        parser.error(f"--val_loadSize {args.val_loadSize[0]} {args.val_loadSize[1]}: both must be "
-                     f"multiples of 16 and at least {MIN_INPUT_SIZE}")
+    else:
+        check_load_size(parser, args, minimum=STAGE1_MIN_SIZE, why="the discriminators downsample three times")
+    check_load_size(parser, args, "val_loadSize")
     if stage in ("TrainStructDecoder", "TrainDSAandDPModule") and not args.Shared_Struct_Encoder_path:
         parser.error(f"--train_stage {stage} needs --Shared_Struct_Encoder_path (the stage-1 encoder)")
     if stage == "TrainDSAandDPModule" and not args.Struct_Decoder_path:

@@ -1,4 +1,5 @@
-"""Shared fixtures: the real sample data beside the project, and random checkpoints."""
+"""Shared fixtures: the real sample data beside the project, random checkpoints, test.py as a module."""
+import importlib.util
 import os
 from pathlib import Path
 
@@ -9,6 +10,22 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("S2R_SHARED_DATA", ROOT.parent / "shared" / "data"))
 KITTI_DRIVE = "2011_09_26/2011_09_26_drive_0052_sync"
 KITTI_FRAMES = ("0000000000", "0000000014", "0000000026", "0000000036", "0000000044", "0000000050")
+CHECKPOINT_FLAGS = {"struct_encoder": "--Shared_Struct_Encoder_path", "struct_decoder": "--Struct_Decoder_path",
+                    "dsa": "--DSAModle_path", "depth_net": "--DepthNet_path"}
+
+
+def checkpoint_args(paths: dict) -> list:
+    """test.py/infer.py flags naming the four checkpoint files of ``paths``."""
+    return [a for name, flag in CHECKPOINT_FLAGS.items() for a in (flag, str(paths[name]))]
+
+
+@pytest.fixture(scope="session")
+def test_script():
+    """test.py imported as a module (its name clashes with pytest's conventions), for in-process runs."""
+    spec = importlib.util.spec_from_file_location("s2r_test_script", ROOT / "test.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 @pytest.fixture(scope="session")
@@ -53,3 +70,13 @@ def save_random_checkpoints(folder: Path, seed: int = 0, prefix: bool = True) ->
 def random_checkpoints(tmp_path_factory) -> dict:
     """{name: path} of seeded random checkpoints in the release layout (session-wide)."""
     return save_random_checkpoints(tmp_path_factory.mktemp("checkpoints"))
+
+
+@pytest.fixture(scope="session")
+def tiny_world(tmp_path_factory) -> Path:
+    """The procedural sample world at its tiny preset (a second or two), shared by the session."""
+    from datasets.world import generate_world
+
+    out = tmp_path_factory.mktemp("tiny_world")
+    generate_world(out, seed=0, preset="tiny", progress=False)
+    return out

@@ -5,7 +5,6 @@ Most runs call test.py's ``main`` in-process, wrapped as its ``__main__`` block 
 path, without paying the interpreter and import start-up each time); the default KITTI run, the
 full-size run, two errors and --help run it as a subprocess.
 """
-import importlib.util
 import json
 import subprocess
 import sys
@@ -23,11 +22,9 @@ from options.common import check_load_size
 from utils.errors import exit_on_user_error
 
 from . import reference
+from .conftest import CHECKPOINT_FLAGS, ROOT, checkpoint_args
 from .synthetic import write_kitti, write_nyu
 
-ROOT = Path(__file__).resolve().parents[1]
-FLAGS = {"struct_encoder": "--Shared_Struct_Encoder_path", "struct_decoder": "--Struct_Decoder_path",
-         "dsa": "--DSAModle_path", "depth_net": "--DepthNet_path"}
 METRICS = ("abs_rel", "sq_rel", "rmse", "rmse_log", "a1", "a2", "a3")
 KITTI_SIZE = (96, 96)   # the smallest input the DP module takes: the CLI tests are about the pipeline
 
@@ -42,7 +39,7 @@ def checkpoints(tmp_path_factory):
     with torch.no_grad():
         model.depth_net.output1.model[1].weight.mul_(20)
     paths = {}
-    for name in FLAGS:
+    for name in CHECKPOINT_FLAGS:
         state = getattr(model, name).state_dict()
         if name != "struct_encoder":
             state = {f"module.{k}": v for k, v in state.items()}
@@ -57,15 +54,8 @@ def model(checkpoints):
 
 
 @pytest.fixture(scope="module")
-def cli():
-    spec = importlib.util.spec_from_file_location("s2r_test_cli", ROOT / "test.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def checkpoint_args(paths) -> list:
-    return [a for name, flag in FLAGS.items() for a in (flag, str(paths[name]))]
+def cli(test_script):
+    return test_script
 
 
 def read_outputs(out_dir: Path) -> dict:
@@ -272,7 +262,8 @@ def test_bad_load_size(cli, capsys, kitti, checkpoints):
     root, list_file, _ = kitti
     err = fail_in_process(cli, capsys, ["--root", str(root), "--test_datafile", str(list_file), "--loadSize",
                                         "64", "192"] + checkpoint_args(checkpoints))
-    assert err.splitlines()[-1].endswith("error: --loadSize 64 192: both must be multiples of 16 and at least 96")
+    assert err.splitlines()[-1].endswith(
+        "error: --loadSize 64 192: both must be multiples of 16 and at least 96 (the depth network's dilated centre)")
 
 
 @pytest.mark.parametrize("size", [("100", "320"), ("96", "328"), ("80", "320")])
@@ -330,6 +321,6 @@ def test_help_lists_every_flag_with_help_text():
         assert action.help, action.option_strings
         assert any(f in run.stdout for f in action.option_strings), action.option_strings
     for flag in ["--root", "--test_datafile", "--dataset", "--loadSize", "--batchSize", "--gt_cache",
-                 "--checkpoint_dir", *FLAGS.values(), "--crop", "--max_depth", "--no_median_scaling",
+                 "--checkpoint_dir", *CHECKPOINT_FLAGS.values(), "--crop", "--max_depth", "--no_median_scaling",
                  "--clip_after_scaling", "--post_process"]:
         assert flag in run.stdout

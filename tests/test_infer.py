@@ -1,6 +1,5 @@
 """infer.py end to end on real KITTI/NYU images with seeded random weights, its writers (16-bit
 PNG, PLY, maps, figures), and test.py --save_pred --vis."""
-import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -11,11 +10,13 @@ from PIL import Image
 
 import infer
 from datasets.common import DatasetError
+from datasets.images import collect_inputs, output_names
 from utils.checkpoint import load_s2r
 from utils.depth_io import PANEL_GAP, comparison_figure, depth_to_uint16, dilate_sparse
 from utils.pointcloud import Intrinsics, backproject, read_kitti_intrinsics, write_ply
 
-ROOT = Path(__file__).resolve().parents[1]
+from .conftest import checkpoint_args
+
 DRIVE = "kitti_raw/2011_09_26/2011_09_26_drive_0052_sync"
 LOAD_SIZE = (96, 128)
 KITTI_SHAPE = (375, 1242)
@@ -62,12 +63,6 @@ def reference_outputs(paths: dict, image: torch.Tensor):
 
 def upsample(t: torch.Tensor, shape) -> np.ndarray:
     return F.interpolate(t, size=shape, mode="bilinear", align_corners=True)[0, 0].numpy()
-
-
-def checkpoint_args(paths: dict) -> list:
-    return ["--Shared_Struct_Encoder_path", str(paths["struct_encoder"]),
-            "--Struct_Decoder_path", str(paths["struct_decoder"]),
-            "--DSAModle_path", str(paths["dsa"]), "--DepthNet_path", str(paths["depth_net"])]
 
 
 @pytest.fixture(scope="module")
@@ -251,15 +246,15 @@ def test_collect_inputs_and_unique_names(tmp_path):
                 "a/data/readme.txt", "c/0003.PNG"):
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / rel).write_bytes(b"")
-    paths, warnings = infer.collect_inputs([str(tmp_path / "a/data"), str(tmp_path / "*/data/0001.png"),
+    paths, warnings = collect_inputs([str(tmp_path / "a/data"), str(tmp_path / "*/data/0001.png"),
                                             str(tmp_path / "c"), str(tmp_path / "nope")])
     rel = [p.relative_to(tmp_path).as_posix() for p in paths]
     assert rel == ["a/data/0001.png", "a/data/0002.jpg", "a/data/0002.png", "b/data/0001.png", "c/0003.PNG"]
     assert warnings == [f"{tmp_path / 'nope'}: no such file or folder"]
-    assert infer.output_names(paths) == ["a_data_0001", "0002_jpg", "0002_png", "b_data_0001", "0003"]
+    assert output_names(paths) == ["a_data_0001", "0002_jpg", "0002_png", "b_data_0001", "0003"]
     # a name made unique by its folders may still equal another input's stem
     clash = [tmp_path / "x/s/f.png", tmp_path / "y/s/f.png", tmp_path / "x_s_f.png"]
-    assert infer.output_names(clash) == ["x_s_f", "y_s_f", "x_s_f_2"]
+    assert output_names(clash) == ["x_s_f", "y_s_f", "x_s_f_2"]
 
 
 def test_dilate_sparse_and_comparison_figure():
@@ -278,15 +273,12 @@ def test_dilate_sparse_and_comparison_figure():
     assert not (gt_panel[0, 0] == 128).all() and not (gt_panel[2, 2] == 128).all()
 
 
-def test_test_py_save_pred_and_vis(kitti_raw_list, random_checkpoints, tmp_path):
+def test_test_py_save_pred_and_vis(kitti_raw_list, random_checkpoints, tmp_path, test_script):
     root, list_file = kitti_raw_list
     two = tmp_path / "two.txt"
     two.write_text("".join(list_file.read_text().splitlines(keepends=True)[:2]))
-    spec = importlib.util.spec_from_file_location("s2r_test_script", ROOT / "test.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
     out = tmp_path / "results"
-    rc = script.main(["--dataset", "KITTI", "--root", str(root), "--test_datafile", str(two),
+    rc = test_script.main(["--dataset", "KITTI", "--root", str(root), "--test_datafile", str(two),
                       "--loadSize", *map(str, LOAD_SIZE), "--batchSize", "2", "--nThreads", "0",
                       "--device", "cpu", "--out_dir", str(out), "--save_pred", "--vis",
                       "--cmap", "viridis", *checkpoint_args(random_checkpoints)])

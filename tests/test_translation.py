@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 from models import AdaINDecoder, MultiScaleDiscriminator, StructEncoder, StyleEncoder
 from models.adain_decoder import AdaptiveInstanceNorm2d

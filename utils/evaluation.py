@@ -54,10 +54,14 @@ def predict(model: torch.nn.Module, images: torch.Tensor, post_process: bool = F
     return type(out)(out.structure[:n], out.attention[:n], [d[:n] for d in out.depth[:-1]] + [pred])
 
 
+def upsample(values: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
+    """One (1, h, w) network map bilinearly resized (align_corners=True) to ``size``: (H, W)."""
+    return F.interpolate(values[None].float(), size=tuple(size), mode="bilinear", align_corners=True)[0, 0]
+
+
 def to_gt_size(pred: torch.Tensor, size: Sequence[int], depth_scale: float) -> np.ndarray:
-    """One (1, h, w) prediction, bilinearly resized (align_corners=True) to ``size``, in metres."""
-    up = F.interpolate(pred[None].float(), size=tuple(size), mode="bilinear", align_corners=True)
-    return depth_to_metres(up, depth_scale)[0, 0].cpu().numpy()
+    """One (1, h, w) prediction resized to ``size`` (the release resizes first), in metres."""
+    return depth_to_metres(upsample(pred, size), depth_scale).cpu().numpy()
 
 
 @dataclass

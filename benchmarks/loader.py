@@ -1,0 +1,69 @@
+"""Data loading alone: samples/s of the training loader (vKITTI with augmentation) and of the KITTI
+test loader (image + ground-truth projection) with 0, 2 and 4 worker processes, through the same
+loaders train.py and test.py build."""
+import time
+import warnings
+from typing import Iterable, List, Tuple
+
+import torch
+
+from datasets import AugmentFlags, SyntheticDepthDataset
+from training.data import EpochData
+from training.distributed import DistInfo
+from utils.evaluation import build_test_dataset, make_loader
+
+from .common import Section, Table, Target, fmt, log, size_text
+from .data import BenchData
+from .plan import Plan
+
+INTRO = ("The loaders alone, as train.py (`training.data.EpochData`) and test.py (`utils.evaluation.make_loader`) "
+         "build them, iterated without a network. samples/s is measured after the first batch, which "
+         "carries the workers' start-up (first batch column). Compare with the samples/s the network "
+         "consumes (Training and Inference): the loader keeps up when its rate is higher.")
+COLUMNS = ["data", "batch", "loader workers", "samples/s", "ms/sample", "first batch (s)"]
+
+
+def throughput(batches: Iterable[dict]) -> Tuple[float, float]:
+    """(samples/s after the first batch, seconds to the first batch): the first batch carries the
+    worker start-up, which a long run pays once."""
+    start = time.perf_counter()
+    first_at, first_size, total = None, 0, 0
+    for batch in batches:
+        size = batch["image"].shape[0]
+        total += size
+        if first_at is None:
+            first_at, first_size = time.perf_counter(), size
+    end = time.perf_counter()
+    return (total - first_size) / max(end - first_at, 1e-9), first_at - start
+
+
+def measure(device: torch.device, plan: Plan, data: BenchData, table: Table) -> None:
+    """``device`` only decides pinned memory, as in train.py and test.py."""
+    warnings.filterwarnings("ignore", message="This DataLoader will create")  # more workers than cores: intended
+    size = plan.loader_size
+    train_set = SyntheticDepthDataset(str(data.data_root("vkitti")),
+                                      str(data.repeated_list("vkitti", plan.loader_samples)), size, "VKITTI",
+                                      AugmentFlags(), seed=0)
+    test_set = build_test_dataset("KITTI", str(data.data_root("kitti")),
+                                  str(data.repeated_list("kitti", plan.loader_samples)), size)
+    for workers in plan.loader_workers:
+        log(f"[loader] {workers} workers")
+        train = EpochData([train_set], plan.loader_batch, workers, 0, 0, DistInfo(), device)
+        rate, first = throughput(batch for (batch,) in train)
+        image = data.manifest["vkitti"]["size"]
+        table.add(f"vKITTI training, {image[0]}×{image[1]} -> {size_text(size)}, flip/rotation/colour",
+                  plan.loader_batch, workers, fmt(rate), fmt(1e3 / rate), fmt(first))
+    image = data.manifest["kitti"]["size"]
+    for workers in plan.loader_workers:
+        rate, first = throughput(make_loader(test_set, 1, workers, device))
+        table.add(f"KITTI test, {image[0]}×{image[1]} -> {size_text(size)}, GT from the scan", 1, workers,
+                  fmt(rate), fmt(1e3 / rate), fmt(first))
+
+
+def section(targets: List[Target], data: BenchData) -> Section:
+    """Measured once, on the host, for the device that consumes the batches (CUDA when measured)."""
+    target = next(t for t in reversed(targets) if t.device is not None)
+    pinned = "on" if target.device.type == "cuda" else "off"
+    table = Table(f"This machine's CPU, feeding {target.kind.upper()} (pinned memory {pinned})", COLUMNS)
+    measure(target.device, target.plan, data, table)
+    return Section("Data loading", INTRO, [table])
