@@ -9,7 +9,6 @@ STAMP := $(VENV)/.requirements-installed
 
 $(STAMP): requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements.txt
 	touch $(STAMP)
 
@@ -17,6 +16,13 @@ venv: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q tests
+
+# Paths, sizes and epochs are flags of demo.py (python demo.py --help); DEMO_ARGS passes more.
+demo: $(STAMP)
+	$(PY) demo.py --world_dir data/world --out_dir runs/demo $(DEMO_ARGS)
+
+bench: $(STAMP)
+	$(PY) benchmarks/run.py
 
 clean:
 	rm -rf runs/demo data/world

@@ -22,8 +22,10 @@ CHOICES = f"""\
 - **Ground-truth projection** (`datasets.kitti.project_to_depth`, run by the loader workers). The
   scan's matrix product now runs in blocks of 16384 rows, below OpenBLAS's multithreading
   threshold: a single product per scan let OpenBLAS start threads that wait for cores the network
-  occupies, so it took tens of milliseconds instead of a few whenever the machine was busy (table
-  'Fix' above: the same function with one product per scan). The nearest point per pixel is now
+  occupies. How much that costs depends on the scheduler's luck: with every core busy, one product
+  per scan took from about the blocked time to several times it (up to tens of milliseconds) from
+  run to run, while the blocked projection stays within about 2x of its idle time (table 'Fix'
+  above: the same function with one product per scan, this run). The nearest point per pixel is now
   kept with `np.minimum.at` instead of a lexicographic sort. Both changes leave the depth maps
   bit-identical (`tests/test_performance.py`).
 """

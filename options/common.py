@@ -16,8 +16,8 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
 
     def _get_help_string(self, action: argparse.Action) -> str:
         text = action.help or ""
-        if action.default not in (None, False, argparse.SUPPRESS) and "%(default)" not in text \
-                and action.option_strings:
+        meaningful = not any(action.default is v for v in (None, False, argparse.SUPPRESS))  # 0 is one
+        if meaningful and "%(default)" not in text and action.option_strings:
             default = " ".join(map(str, action.default)) if isinstance(action.default, (list, tuple)) \
                 else action.default
             text += f" (default: {default})"
