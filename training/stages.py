@@ -15,7 +15,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import Dataset
 
 from datasets import AugmentFlags, ImageListDataset, SyntheticDepthDataset
-from models import DSA, DepthNet, S2ROutput, StructDecoder, StructEncoder
+from models import DepthNet, S2RDepthNet, S2ROutput, StructDecoder, StructEncoder
 from options.train_options import DEFAULT_DRN_IMAGENET
 from utils.checkpoint import FILE_STEMS, CheckpointError, load_drn_imagenet, load_network
 
@@ -84,18 +84,12 @@ class StructDecoderNet(DepthStageNet):
         return {"total": d + args.lambda_w * s, "depth": d, "struct": s}
 
 
-class DSANet(DepthStageNet):
-    """Stage 3: frozen STE; DSA and DP trained, DP reading attention * structure."""
+class DSANet(DepthStageNet, S2RDepthNet):
+    """Stage 3: the inference network with its STE frozen; DSA and DP trained, DP reading
+    attention * structure."""
 
     frozen = ("struct_encoder", "struct_decoder")
     trainable = ("dsa", "depth_net")
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.struct_encoder = StructEncoder()
-        self.struct_decoder = StructDecoder()
-        self.dsa = DSA()
-        self.depth_net = DepthNet()
 
     def forward(self, image: torch.Tensor) -> S2ROutput:
         with torch.no_grad():
