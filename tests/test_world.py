@@ -17,6 +17,8 @@ from PIL import Image
 
 from datasets.world import PRESETS, generate_world, kitti_dense_depth
 
+from . import reference
+
 REPO = Path(__file__).resolve().parents[1]
 TINY = PRESETS["tiny"]
 
@@ -40,39 +42,6 @@ def _lines(path: Path) -> list[str]:
 
 def _array(path: Path) -> np.ndarray:
     return np.array(Image.open(path))
-
-
-def _calib(path: Path) -> dict:
-    """Independent reader of KITTI's ``key: v1 v2 ...`` files (non-numeric values skipped)."""
-    out = {}
-    for line in _lines(path):
-        key, _, value = line.partition(":")
-        try:
-            out[key] = np.array([float(v) for v in value.split()])
-        except ValueError:
-            continue
-    return out
-
-
-def _velo_to_left_image(calib_dir: Path) -> np.ndarray:
-    cam, velo = _calib(calib_dir / "calib_cam_to_cam.txt"), _calib(calib_dir / "calib_velo_to_cam.txt")
-    rect, rt = np.eye(4), np.eye(4)
-    rect[:3, :3] = cam["R_rect_00"].reshape(3, 3)
-    rt[:3, :3], rt[:3, 3] = velo["R"].reshape(3, 3), velo["T"]
-    return cam["P_rect_02"].reshape(3, 4) @ rect @ rt
-
-
-def _project(points: np.ndarray, proj: np.ndarray, shape: tuple) -> np.ndarray:
-    """Eigen-split ground truth: x >= 0, pixel = round(u) - 1, nearest depth per pixel, 0 = none."""
-    pts = points[points[:, 0] >= 0].astype(np.float64)
-    im = np.c_[pts[:, :3], np.ones(len(pts))] @ proj.T
-    z = im[:, 2]
-    col, row = np.round(im[:, 0] / z) - 1, np.round(im[:, 1] / z) - 1
-    ok = (col >= 0) & (row >= 0) & (col < shape[1]) & (row < shape[0]) & (z > 0)
-    depth = np.full(shape, np.inf)
-    np.minimum.at(depth, (row[ok].astype(int), col[ok].astype(int)), z[ok])
-    depth[np.isinf(depth)] = 0
-    return depth
 
 
 # ----------------------------------------------------------------------------- determinism
@@ -136,8 +105,8 @@ def test_kitti_raw_layout_and_calibration(world):
         assert len(pts) > 10000 and np.isfinite(pts).all()
         assert pts[:, 3].min() >= 0 and pts[:, 3].max() <= 1
         assert np.linalg.norm(pts[:, :3], axis=1).max() <= 120.5
-    cam = _calib(root / date / "calib_cam_to_cam.txt")
-    velo_calib = _calib(root / date / "calib_velo_to_cam.txt")
+    cam = reference.read_calib(root / date / "calib_cam_to_cam.txt")
+    velo_calib = reference.read_calib(root / date / "calib_velo_to_cam.txt")
     for key in ("P_rect_02", "P_rect_03", "R_rect_00", "S_rect_02"):
         assert key in cam
     assert velo_calib["R"].shape == (9,) and velo_calib["T"].shape == (3,)
@@ -181,8 +150,7 @@ def test_velodyne_projection_agrees_with_rendered_depth(world):
     w, h = TINY["kitti_size"]
     for i, line in enumerate(_lines(root / "test.txt")):
         _, _, date, velo = line.split(" ")
-        pts = np.fromfile(root / velo, dtype="<f4").reshape(-1, 4)
-        gt = _project(pts, _velo_to_left_image(root / date), (h, w))
+        gt = reference.kitti_gt(root / date, root / velo, (h, w))
         dense = kitti_dense_depth(world, i)
         assert dense.shape == (h, w)
         hit = gt > 0
