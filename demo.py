@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Dict, List
 
 import numpy as np
-import torch
 
 from options.common import HelpFormatter, add_device, check_load_size, load_size, non_negative_int, positive_int
+from utils.checkpoint import save_initial_networks
 from utils.metrics import RELEASE_METRICS, format_table
 
 ROOT = Path(__file__).resolve().parent
@@ -80,18 +80,6 @@ def world_is_ready(world: Path, seed: int, preset: str) -> bool:
         return False
     info = json.loads(manifest.read_text())
     return info.get("seed") == seed and info.get("preset") == preset
-
-
-def save_untrained(folder: Path, seed: int) -> None:
-    """The networks as training initialises them, under the release's file names."""
-    from models import S2RDepthNet
-
-    torch.manual_seed(seed)
-    model = S2RDepthNet()
-    model.depth_net.reset_parameters()
-    folder.mkdir(parents=True, exist_ok=True)
-    for name in ("struct_encoder", "struct_decoder", "dsa", "depth_net"):
-        torch.save(getattr(model, name).state_dict(), folder / f"{name}.pth")
 
 
 def metrics_of(eval_dir: Path) -> Dict[str, float]:
@@ -159,7 +147,7 @@ def main(argv=None) -> int:
     manifest = json.loads((world / "world.json").read_text())
     vkitti, kitti, style = manifest["vkitti"], manifest["kitti"], manifest["style"]
 
-    save_untrained(out / "untrained", args.seed)
+    save_initial_networks(out / "untrained", args.seed)
     size = [str(v) for v in args.loadSize]
     common = ["--syn_dataset", "VKITTI", "--syn_root", str(world / vkitti["root"]),
               "--batchSize", str(args.batchSize), "--nThreads", str(args.nThreads), "--lr", str(args.lr),

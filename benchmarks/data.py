@@ -4,12 +4,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Tuple
 
-import torch
-
 from datasets.world import generate_world
-from models import S2RDepthNet
-
-CHECKPOINT_NAMES = ("struct_encoder", "struct_decoder", "dsa", "depth_net")
+from utils.checkpoint import save_initial_networks
 
 
 @dataclass(frozen=True)
@@ -44,20 +40,6 @@ class BenchData:
         return path
 
 
-def save_random_checkpoints(folder: Path, seed: int = 0) -> Dict[str, Path]:
-    """The four networks with seeded random weights (the DP module with its training
-    initialisation), one file each under the release's names."""
-    torch.manual_seed(seed)
-    model = S2RDepthNet()
-    model.depth_net.reset_parameters()
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = {}
-    for name in CHECKPOINT_NAMES:
-        paths[name] = folder / f"{name}.pth"
-        torch.save(getattr(model, name).state_dict(), paths[name])
-    return paths
-
-
 def prepare(folder: Path, spec: WorldSpec) -> BenchData:
     """Render the world and write the checkpoints into ``folder``."""
     manifest = generate_world(
@@ -66,4 +48,4 @@ def prepare(folder: Path, spec: WorldSpec) -> BenchData:
         kitti_drives=1, kitti_frames=spec.kitti_frames, kitti_size=spec.image_size,
         lidar_azimuths=spec.lidar_azimuths, nyu_rooms=1, style_images=spec.style_images,
         style_size=spec.style_size)
-    return BenchData(folder / "world", manifest, save_random_checkpoints(folder / "checkpoints"))
+    return BenchData(folder / "world", manifest, save_initial_networks(folder / "checkpoints"))

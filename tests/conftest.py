@@ -4,7 +4,8 @@ import os
 from pathlib import Path
 
 import pytest
-import torch
+
+from utils.checkpoint import save_initial_networks
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("S2R_SHARED_DATA", ROOT.parent / "shared" / "data"))
@@ -48,22 +49,9 @@ def kitti_raw_list(shared_data, tmp_path_factory) -> tuple:
 
 
 def save_random_checkpoints(folder: Path, seed: int = 0, prefix: bool = True) -> dict:
-    """The four networks with seeded random weights, saved under the release's file names; the
-    last three with the ``module.`` prefix as in the release. Returns {name: path}."""
-    from models import S2RDepthNet
-
-    torch.manual_seed(seed)
-    model = S2RDepthNet()
-    model.depth_net.reset_parameters()
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = {}
-    for name in ("struct_encoder", "struct_decoder", "dsa", "depth_net"):
-        state = getattr(model, name).state_dict()
-        if prefix and name != "struct_encoder":
-            state = {f"module.{k}": v for k, v in state.items()}
-        paths[name] = folder / f"{name}.pth"
-        torch.save(state, paths[name])
-    return paths
+    """Seeded random checkpoints under the release's file names, the last three with the
+    ``module.`` prefix as in the release. Returns {name: path}."""
+    return save_initial_networks(folder, seed, release_prefix=prefix)
 
 
 @pytest.fixture(scope="session")

@@ -202,3 +202,24 @@ def load_s2r(paths: Mapping[str, PathLike], map_location: Union[str, torch.devic
     for name, path in paths.items():
         load_network(getattr(model, name), path, name, map_location)
     return model
+
+
+def save_initial_networks(folder: PathLike, seed: int = 0, release_prefix: bool = False) -> Dict[str, Path]:
+    """The four networks as training initialises them (seeded; the DP module re-initialised as the
+    depth stages do), one file each under the release's names. With ``release_prefix`` the last
+    three carry ``module.`` as the released files do. Returns {network: path}."""
+    from models import S2RDepthNet
+
+    torch.manual_seed(seed)
+    model = S2RDepthNet()
+    model.depth_net.reset_parameters()
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = {}
+    for name in CHECKPOINT_FLAGS:
+        state = getattr(model, name).state_dict()
+        if release_prefix and name != "struct_encoder":
+            state = {PREFIX + k: v for k, v in state.items()}
+        paths[name] = folder / f"{name}.pth"
+        torch.save(state, paths[name])
+    return paths
