@@ -19,13 +19,14 @@ from typing import Dict, List
 
 import numpy as np
 
+from constants import FILE_STEMS, NETWORKS, RELEASE_METRICS, STAGE_DSA_DP, STAGE_STRUCT_DECODER, STAGE_STRUCT_ENCODER
+from evaluation.results import format_table
 from options.common import HelpFormatter, add_device, check_load_size, load_size, non_negative_int, positive_int
 from utils.checkpoint import save_initial_networks
-from utils.metrics import RELEASE_METRICS, format_table
 
 ROOT = Path(__file__).resolve().parent
-STAGES = (("TrainStructEncoder", "stage1_struct_encoder"), ("TrainStructDecoder", "stage2_struct_decoder"),
-          ("TrainDSAandDPModule", "stage3_dsa_dp"))
+STAGES = ((STAGE_STRUCT_ENCODER, "stage1_struct_encoder"), (STAGE_STRUCT_DECODER, "stage2_struct_decoder"),
+          (STAGE_DSA_DP, "stage3_dsa_dp"))
 OVERVIEW_FRAMES = 3
 
 
@@ -97,8 +98,9 @@ def draw_overview(world: Path, kitti: dict, checkpoints: Dict[str, Path], load_s
     from datasets import KITTIEigenTest
     from datasets.common import open_image
     from utils.checkpoint import load_s2r
-    from utils.depth_io import auto_range, dilate_sparse
-    from utils.evaluation import DEPTH_SCALE, predict, to_gt_size
+    from inference.depth_io import auto_range, dilate_sparse
+    from constants import DEPTH_SCALE
+    from inference.predict import predict, to_gt_size
 
     model = load_s2r(checkpoints).eval()
     data = KITTIEigenTest(str(world / kitti["root"]), str(world / kitti["list"]), load_size)
@@ -142,7 +144,7 @@ def main(argv=None) -> int:
     if world_is_ready(world, args.seed, args.preset):
         print(f"=== sample world: reusing {world}")
     else:
-        run(["make_world.py", "--out", str(world), "--seed", str(args.seed), "--preset", args.preset],
+        run(["make_world.py", "--out_dir", str(world), "--seed", str(args.seed), "--preset", args.preset],
             "generate the sample world")
     manifest = json.loads((world / "world.json").read_text())
     vkitti, kitti, style = manifest["vkitti"], manifest["kitti"], manifest["style"]
@@ -157,17 +159,16 @@ def main(argv=None) -> int:
         train_list = subset_list(world / vkitti["list"], images, out / f"{name}_list.txt")
         stage_args = ["--train_stage", stage, "--epochs", str(epochs), "--syn_train_datafile", str(train_list),
                       "--checkpoint_dir", str(out / name), "--log_dir", str(out / "logs" / name)]
-        if stage == "TrainStructEncoder":
+        if stage == STAGE_STRUCT_ENCODER:
             stage_args += ["--style_root", str(world / style["root"]), "--style_datafile", str(world / style["list"]),
                            "--loadSize", *map(str, args.ste_loadSize)]
         else:
             stage_args += ["--Shared_Struct_Encoder_path", str(ckpt["struct_encoder"]), "--loadSize", *size]
-        if stage == "TrainDSAandDPModule":
+        if stage == STAGE_DSA_DP:
             stage_args += ["--Struct_Decoder_path", str(ckpt["struct_decoder"]), "--dsa_pretrained", "none"]
         run(["train.py", *stage_args, *common], f"train {stage} ({epochs} epoch(s))")
-        for net, stem in (("struct_encoder", "struct_encoder"), ("struct_decoder", "struct_decoder"),
-                          ("dsa", "dsa_modle"), ("depth_net", "depth_net")):
-            produced = out / name / f"{stem}_{epochs}.pth"
+        for net in NETWORKS:
+            produced = out / name / f"{FILE_STEMS[net][0]}_{epochs}.pth"
             if produced.is_file():
                 ckpt[net] = produced
 

@@ -1,7 +1,7 @@
 """Predict depth for your own images with S2R-DepthNet.
 
 Example (outdoor model; --max_depth 8 --loadSize 192 256 for the indoor one):
-    python infer.py --input photos/ 'drive/**/*.png' --output_dir out --checkpoint_dir checkpoints \
+    python infer.py --input photos/ 'drive/**/*.png' --out_dir out --checkpoint_dir checkpoints \
         --save_16bit --save_ply --calib 2011_09_26/calib_cam_to_cam.txt
 
 Every image is resized to --loadSize (so any images batch together), run through the network,
@@ -16,14 +16,13 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from datasets.images import ImageInputs, collate_inputs, collect_inputs, output_names
-from options.common import checked_inference_mode
 from options.infer_options import check_infer_args, infer_parser
 from utils.checkpoint import checkpoint_paths, load_s2r
-from utils.depth_io import DepthWriter
+from inference.depth_io import DepthWriter
 from utils.errors import exit_on_user_error
-from utils.evaluation import predict, to_gt_size, upsample
-from utils.inference import prepare_model
-from utils.pointcloud import Intrinsics, read_kitti_intrinsics
+from inference.predict import predict, to_gt_size, upsample
+from inference.modes import prepare_model, resolve_inference_mode
+from inference.pointcloud import Intrinsics, read_kitti_intrinsics
 from utils.runtime import resolve_device, worker_init
 
 MAX_LISTED_SKIPS = 10
@@ -44,19 +43,19 @@ def main(argv=None) -> int:
     check_infer_args(parser, args)
     intrinsics = camera_intrinsics(args)
     device = resolve_device(args.device)
-    mode = checked_inference_mode(parser, args, device)
+    mode = resolve_inference_mode(args.inference_mode, device)
     model = prepare_model(load_s2r(checkpoint_paths(args), map_location="cpu").to(device).eval(), mode, device)
     paths, skipped = collect_inputs(args.input)
     for message in skipped:
         print(f"warning: {message} (skipped)", file=sys.stderr)
     names = output_names(paths)
-    writer = DepthWriter(Path(args.output_dir), args.cmap, args.vmin, args.vmax, args.save_16bit,
+    writer = DepthWriter(Path(args.out_dir), args.cmap, args.vmin, args.vmax, args.save_16bit,
                          args.save_ply, not args.ply_ascii, args.save_maps, args.save_overview)
 
     written = 0
     if paths:
-        loader = DataLoader(ImageInputs(paths, args.loadSize), batch_size=args.batch_size, shuffle=False,
-                            num_workers=min(args.num_workers, len(paths)), collate_fn=collate_inputs,
+        loader = DataLoader(ImageInputs(paths, args.loadSize), batch_size=args.batchSize, shuffle=False,
+                            num_workers=min(args.nThreads, len(paths)), collate_fn=collate_inputs,
                             worker_init_fn=worker_init)
         bar = tqdm(total=len(paths), desc="inferring", unit="img", dynamic_ncols=True)
         for batch in loader:
@@ -77,7 +76,7 @@ def main(argv=None) -> int:
             bar.update(len(batch["index"]) + len(batch["errors"]))
         bar.close()
 
-    print(f"wrote depth for {written} image(s) to {args.output_dir}")
+    print(f"wrote depth for {written} image(s) to {args.out_dir}")
     if skipped:
         listed = "\n  ".join(skipped[:MAX_LISTED_SKIPS])
         more = f"\n  ... and {len(skipped) - MAX_LISTED_SKIPS} more" if len(skipped) > MAX_LISTED_SKIPS else ""

@@ -1,13 +1,14 @@
 """Render the procedural sample world (vKITTI / KITTI raw / NYUD-v2 layouts + style paintings).
 
-    python make_world.py --out data/world            # default preset, under a minute on 2 cores
-    python make_world.py --out /tmp/w --preset tiny  # a few small frames, for tests
+    python make_world.py --out_dir data/world            # default preset, under a minute on 2 cores
+    python make_world.py --out_dir /tmp/w --preset tiny  # a few small frames, for tests
 """
 import argparse
 import sys
 from pathlib import Path
 
-from datasets.world import PRESETS, VARIANT_NAMES, generate_world
+from options.common import HelpFormatter, non_negative_int, positive_int
+from sample_world.world import PRESETS, VARIANT_NAMES, generate_world
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -27,52 +28,39 @@ def _variants(text: str) -> tuple[str, ...]:
     return names
 
 
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be a positive integer")
-    return value
-
-
-def _count(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError("must be a non-negative integer")
-    return value
-
-
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--out", default="data/world", help="output folder (created; files are overwritten)")
-    p.add_argument("--seed", type=_count, default=0, help="random seed; same seed -> byte-identical files")
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
+    p.add_argument("--out_dir", "--out", dest="out_dir", default="data/world",
+                   help="output folder (created; files are overwritten)")
+    p.add_argument("--seed", type=non_negative_int, default=0, help="random seed; same seed -> byte-identical files")
     p.add_argument("--preset", choices=sorted(PRESETS), default="default",
                    help="counts and sizes: 'default' (full-size data) or 'tiny' (seconds, for tests)")
     g = p.add_argument_group("overrides of the preset")
-    g.add_argument("--vkitti-worlds", type=_count, help="number of vKITTI worlds (0001, 0002, ...)")
-    g.add_argument("--vkitti-frames", type=_count, help="frames per vKITTI world")
+    g.add_argument("--vkitti_worlds", type=non_negative_int, help="number of vKITTI worlds (0001, 0002, ...)")
+    g.add_argument("--vkitti_frames", type=non_negative_int, help="frames per vKITTI world")
     g.add_argument("--variants", type=_variants,
                    help=f"comma-separated vKITTI variants (same geometry, other weather): {','.join(VARIANT_NAMES)}")
-    g.add_argument("--vkitti-size", type=_size, help="vKITTI image size WIDTHxHEIGHT (intrinsics scale with it)")
-    g.add_argument("--kitti-drives", type=_count, help="number of KITTI raw drives")
-    g.add_argument("--kitti-frames", type=_count, help="listed frames per KITTI drive")
-    g.add_argument("--kitti-size", type=_size, help="KITTI image size WIDTHxHEIGHT (P_rect scales with it)")
-    g.add_argument("--lidar-azimuths", type=_positive, help="azimuth steps per 360 degree velodyne sweep (64 beams)")
-    g.add_argument("--nyu-rooms", type=_count, help="number of NYUD-v2 test rooms")
-    g.add_argument("--nyu-size", type=_size, help="NYU image size WIDTHxHEIGHT")
-    g.add_argument("--style-images", type=_count, help="number of style paintings")
-    g.add_argument("--style-size", type=_size, help="style painting size WIDTHxHEIGHT")
-    p.add_argument("--workers", type=_positive, help="worker processes (default: all CPU cores)")
+    g.add_argument("--vkitti_size", type=_size, help="vKITTI image size WIDTHxHEIGHT (intrinsics scale with it)")
+    g.add_argument("--kitti_drives", type=non_negative_int, help="number of KITTI raw drives")
+    g.add_argument("--kitti_frames", type=non_negative_int, help="listed frames per KITTI drive")
+    g.add_argument("--kitti_size", type=_size, help="KITTI image size WIDTHxHEIGHT (P_rect scales with it)")
+    g.add_argument("--lidar_azimuths", type=positive_int, help="azimuth steps per 360 degree velodyne sweep (64 beams)")
+    g.add_argument("--nyu_rooms", type=non_negative_int, help="number of NYUD-v2 test rooms")
+    g.add_argument("--nyu_size", type=_size, help="NYU image size WIDTHxHEIGHT")
+    g.add_argument("--style_images", type=non_negative_int, help="number of style paintings")
+    g.add_argument("--style_size", type=_size, help="style painting size WIDTHxHEIGHT")
+    p.add_argument("--workers", type=positive_int, help="worker processes (default: all CPU cores)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     args = p.parse_args(argv)
 
     overrides = {k: v for k, v in vars(args).items()
-                 if k not in ("out", "seed", "preset", "quiet") and v is not None}
+                 if k not in ("out_dir", "seed", "preset", "quiet") and v is not None}
     try:
-        manifest = generate_world(args.out, seed=args.seed, preset=args.preset, progress=not args.quiet,
+        manifest = generate_world(args.out_dir, seed=args.seed, preset=args.preset, progress=not args.quiet,
                                   **overrides)
     except ValueError as exc:
         p.error(str(exc))
-    out = Path(args.out)
+    out = Path(args.out_dir)
     lists = ", ".join(f"{name}: {out / manifest[name]['list']} ({manifest[name]['count']})"
                       for name in ("vkitti", "kitti", "nyu", "style"))
     print(f"wrote {out / 'world.json'}; lists (paths relative to each list's folder) -> {lists}")

@@ -11,15 +11,16 @@ from pathlib import Path
 import numpy as np
 
 from datasets.common import open_image
-from options.common import check_load_size, checked_inference_mode
+from options.common import check_load_size
 from options.test_options import test_parser
 from utils.checkpoint import checkpoint_paths, load_s2r
-from utils.depth_io import DepthWriter, comparison_figure, save_rgb
+from inference.depth_io import DepthWriter, comparison_figure, save_rgb
 from utils.errors import exit_on_user_error
-from utils.evaluation import (DEPTH_SCALE, build_test_dataset, evaluate, make_loader, summary,
-                              write_results)
-from utils.inference import prepare_model
-from utils.metrics import default_protocol
+from constants import DEPTH_SCALE
+from evaluation.loop import build_test_dataset, evaluate, make_loader
+from evaluation.results import summary, write_results
+from inference.modes import prepare_model, resolve_inference_mode
+from evaluation.protocol import default_protocol
 from utils.runtime import resolve_device
 
 
@@ -28,7 +29,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     check_load_size(parser, args)
     device = resolve_device(args.device)
-    mode = checked_inference_mode(parser, args, device)
+    mode = resolve_inference_mode(args.inference_mode, device)
     protocol = default_protocol(args.dataset, crop=args.crop, min_depth=args.min_depth,
                                 max_depth=args.max_depth, median_scaling=not args.no_median_scaling,
                                 clip_after_scaling=args.clip_after_scaling)

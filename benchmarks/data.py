@@ -4,7 +4,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Tuple
 
-from datasets.world import generate_world
+from sample_world.world import generate_world
 from utils.checkpoint import save_initial_networks
 
 

@@ -12,9 +12,11 @@ import torch
 from datasets import kitti
 from datasets.common import image_size, open_image, resize_image, resolve, to_network_input
 from utils.checkpoint import load_s2r
-from utils.evaluation import DEPTH_SCALE, build_test_dataset, evaluate, make_loader, predict, to_gt_size
-from utils.inference import prepare_model, resolve_inference_mode
-from utils.metrics import default_protocol, evaluate_depth
+from constants import DEPTH_SCALE
+from evaluation.loop import build_test_dataset, evaluate, make_loader
+from inference.predict import predict, to_gt_size
+from inference.modes import prepare_model, resolve_inference_mode
+from evaluation.protocol import default_protocol, evaluate_depth
 
 from .common import (ROOT, Check, Section, Table, Target, busy_cores, fmt, log, median, not_measured,
                      size_text, sync)
@@ -26,7 +28,7 @@ PROJECTION_LIMIT_MS = 30.0
 REQUIREMENT_POINTS = 120_000  # one of plan.PROJECTION_POINTS
 LOADER_WORKERS = 2
 SHARED_DATA = Path(os.environ.get("S2R_SHARED_DATA", ROOT.parent / "shared" / "data"))
-INTRO = ("test.py's loop (`utils.evaluation.evaluate`, batch 1, two loader workers) on KITTI frames of the "
+INTRO = ("test.py's loop (`evaluation.loop.evaluate`, batch 1, two loader workers) on KITTI frames of the "
          "sample world (KITTI-sized images and 64-beam scans, except in the smoke plan), in test.py's "
          "default inference mode. The parts are timed one by one in the main process. 'Network alone' is "
          "the same forward passes on images already in memory, timed before and after the loop. The "

@@ -13,9 +13,11 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from models import S2RDepthNet
 from utils.checkpoint import load_s2r
-from utils.evaluation import DEPTH_SCALE, build_test_dataset, predict, to_gt_size
-from utils.inference import AUTO, MODES, prepare_model
-from utils.metrics import default_protocol, evaluate_depth
+from constants import DEPTH_SCALE
+from evaluation.loop import build_test_dataset
+from inference.predict import predict, to_gt_size
+from inference.modes import AUTO, MODES, prepare_model
+from evaluation.protocol import default_protocol, evaluate_depth
 
 from .common import Check, Section, Table, Target, fmt, log, median, not_measured, size_text, time_calls
 from .data import BenchData
@@ -24,7 +26,7 @@ from .plan import Plan
 EXACT_TOLERANCE = 1e-6
 KITTI_TEST_FRAMES = 697
 INTRO = ("The whole network (STE + DSA + DP) on KITTI frames of the sample world, random weights, called "
-         "through `utils.evaluation.predict` as test.py calls it. images/s: median over the timed calls after "
+         "through `evaluation.loop.predict` as test.py calls it. images/s: median over the timed calls after "
          "a first call (the warm-up; for compile, also the compilation). FLOPs from "
          "`torch.utils.flop_counter.FlopCounterMode` (a multiply-add counts 2). The differences compare each "
          "mode with eager float32 on the same frames: the prediction o1 in [-1, 1], and the release's KITTI "

@@ -10,13 +10,13 @@ import torch
 from datasets import AugmentFlags, SyntheticDepthDataset
 from training.data import EpochData
 from training.distributed import DistInfo
-from utils.evaluation import build_test_dataset, make_loader
+from evaluation.loop import build_test_dataset, make_loader
 
 from .common import Section, Table, Target, fmt, log, size_text
 from .data import BenchData
 from .plan import Plan
 
-INTRO = ("The loaders alone, as train.py (`training.data.EpochData`) and test.py (`utils.evaluation.make_loader`) "
+INTRO = ("The loaders alone, as train.py (`training.data.EpochData`) and test.py (`evaluation.loop.make_loader`) "
          "build them, iterated without a network. samples/s is measured after the first batch, which "
          "carries the workers' start-up (first batch column). Compare with the samples/s the network "
          "consumes (Training and Inference): the loader keeps up when its rate is higher.")

@@ -7,11 +7,12 @@ uses smaller inputs and fewer repeats to finish within 10 minutes, and says so i
 from dataclasses import dataclass
 from typing import Tuple
 
+from constants import STAGE_DSA_DP, STAGES, TRAIN_LOAD_SIZE
+
 from .data import WorldSpec
 
 Size = Tuple[int, int]
-FULL: Size = (192, 640)
-STAGES = ("TrainStructEncoder", "TrainStructDecoder", "TrainDSAandDPModule")
+FULL: Size = TRAIN_LOAD_SIZE
 CPU_MODES = ("eager", "channels_last", "compile")
 CUDA_MODES = ("eager", "channels_last", "compile", "tf32", "bf16", "fp16")
 PROJECTION_POINTS = (30_000, 120_000, 500_000)
@@ -46,7 +47,7 @@ CPU_DEFAULT = Plan(
     repeats=2, budget_s=12.0, eval_size=FULL, eval_frames=4,
     train=tuple((stage, batch, (96, 96), 2 if batch == 1 else 1) for stage in STAGES for batch in (1, 8)),
     loader_size=FULL, loader_batch=8, loader_samples=96, loader_workers=(0, 2, 4),
-    ddp=("TrainDSAandDPModule", 2, (96, 96), 3), projection_repeats=20)
+    ddp=(STAGE_DSA_DP, 2, (96, 96), 3), projection_repeats=20)
 
 CPU_FULL = Plan(
     name="full CPU plan (--full)",
@@ -54,7 +55,7 @@ CPU_FULL = Plan(
     repeats=3, budget_s=120.0, eval_size=FULL, eval_frames=8,
     train=tuple((stage, batch, FULL, 2) for stage in STAGES for batch in (1, 8)),
     loader_size=FULL, loader_batch=32, loader_samples=256, loader_workers=(0, 2, 4),
-    ddp=("TrainDSAandDPModule", 4, FULL, 3), projection_repeats=50)
+    ddp=(STAGE_DSA_DP, 4, FULL, 3), projection_repeats=50)
 
 CUDA_FULL = Plan(
     name="CUDA plan (full sizes)",
@@ -62,7 +63,7 @@ CUDA_FULL = Plan(
     repeats=20, budget_s=10.0, eval_size=FULL, eval_frames=96,
     train=tuple((stage, batch, FULL, 5) for stage in STAGES for batch in (1, 8, 32)),
     loader_size=FULL, loader_batch=32, loader_samples=512, loader_workers=(0, 2, 4),
-    ddp=("TrainDSAandDPModule", 8, FULL, 10), projection_repeats=50)
+    ddp=(STAGE_DSA_DP, 8, FULL, 10), projection_repeats=50)
 
 SMOKE = Plan(
     name="smoke plan (--smoke: tiny sizes, for the test suite; the numbers mean nothing)",
@@ -70,7 +71,7 @@ SMOKE = Plan(
     repeats=1, budget_s=1.0, eval_size=(96, 96), eval_frames=3,
     train=tuple((stage, 1, (64, 64) if stage == STAGES[0] else (96, 96), 1) for stage in STAGES),
     loader_size=(96, 96), loader_batch=2, loader_samples=8, loader_workers=(0, 2),
-    ddp=("TrainDSAandDPModule", 1, (96, 96), 1), projection_repeats=2)
+    ddp=(STAGE_DSA_DP, 1, (96, 96), 1), projection_repeats=2)
 
 KITTI_WORLD = WorldSpec(image_size=(1242, 375), lidar_azimuths=1800, vkitti_frames=4, kitti_frames=3)
 SMOKE_WORLD = WorldSpec(image_size=(320, 96), lidar_azimuths=360, vkitti_frames=2, kitti_frames=2,

@@ -2,7 +2,7 @@
 tables, and the choices the numbers support."""
 from typing import Dict, List
 
-from utils.inference import AUTO
+from inference.modes import AUTO
 
 from .common import Section, Table
 

@@ -10,6 +10,8 @@ from typing import Dict, List, Sequence
 
 import torch
 
+from constants import STAGES
+
 from .common import ROOT, Section, Table, Target, fmt, log, median, not_measured, size_text
 from .data import BenchData
 from .plan import Plan
@@ -27,8 +29,7 @@ SCALING_NOTE = ("Under `torchrun --standalone` (gloo on CPU, NCCL on CUDA), per-
                 "rather than a speed-up.")
 WORKER = ["-m", "benchmarks.train_worker"]
 TIMEOUT_S = 3600
-SHORT_NAMES = {"TrainStructEncoder": "1 TrainStructEncoder", "TrainStructDecoder": "2 TrainStructDecoder",
-               "TrainDSAandDPModule": "3 TrainDSAandDPModule"}
+SHORT_NAMES = {stage: f"{i} {stage}" for i, stage in enumerate(STAGES, 1)}
 CPU_COLUMNS = ["stage", "batch", "input", "s/step", "samples/s", "RSS before the first step", "peak RSS"]
 CUDA_COLUMNS = ["stage", "batch", "input", "s/step", "samples/s", "peak CUDA memory allocated", "host peak RSS"]
 DDP_COLUMNS = ["processes", "backend", "batch per process", "threads per process", "s/step", "samples/s",

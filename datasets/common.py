@@ -1,5 +1,5 @@
 """Helpers every dataset shares: list files with line-numbered errors, image decoding and the
-[-1, 1] image normalisation of spec §1."""
+[-1, 1] image normalisation of docs/release.md §1."""
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,8 +10,10 @@ import torch
 import torchvision.transforms.functional as TF
 from PIL import Image
 
+from utils.errors import UserError
 
-class DatasetError(RuntimeError):
+
+class DatasetError(UserError):
     """Bad dataset input: a list line that does not parse, a missing or unreadable file."""
 
 

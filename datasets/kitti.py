@@ -1,4 +1,4 @@
-"""KITTI Eigen test split (spec §2.2): images from the raw layout, ground truth projected from
+"""KITTI Eigen test split (docs/release.md §2.2): images from the raw layout, ground truth projected from
 the velodyne scan, and a cache of that ground truth for repeated evaluations."""
 import os
 import zipfile
@@ -7,10 +7,11 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 from torch.utils.data import Dataset
 
+from constants import LOAD_SIZE
+
 from .common import (DatasetError, ListEntry, image_size, open_image, read_list, resize_image,
                      resolve, to_network_input)
 
-DEFAULT_LOAD_SIZE = (192, 640)
 
 
 def read_calib_file(path: str) -> Dict[str, np.ndarray]:
@@ -96,7 +97,7 @@ def project_to_depth(points: np.ndarray, proj: np.ndarray, shape: Sequence[int])
 
 
 def generate_depth_map(calib_dir: str, velo_path: str, shape: Sequence[int], cam: int = 2) -> np.ndarray:
-    """Ground-truth depth of camera ``cam`` from one velodyne scan (spec §2.2)."""
+    """Ground-truth depth of camera ``cam`` from one velodyne scan (docs/release.md §2.2)."""
     return project_to_depth(load_velodyne_points(velo_path), velo_to_image_matrix(calib_dir, cam), shape)
 
 
@@ -163,7 +164,7 @@ class KITTIEigenTest(Dataset):
     at the left image's original size; ``index``; ``path`` of the left image.
     """
 
-    def __init__(self, root: str, list_file: str, load_size: Sequence[int] = DEFAULT_LOAD_SIZE,
+    def __init__(self, root: str, list_file: str, load_size: Sequence[int] = LOAD_SIZE["KITTI"],
                  gt_cache: Optional[str] = None) -> None:
         self.root = root
         self.load_size = tuple(load_size)

@@ -1,19 +1,18 @@
-"""NYUD-v2 test set (spec §2.3): CSV lines ``rgb_path,depth_path``; depth is a 16-bit PNG in mm."""
+"""NYUD-v2 test set (docs/release.md §2.3): CSV lines ``rgb_path,depth_path``; depth is a 16-bit PNG in mm."""
 from typing import Sequence
 
 from torch.utils.data import Dataset
 
-from .common import load_depth_png, open_image, read_list, resize_image, resolve, to_network_input
+from constants import LOAD_SIZE, NYU_DEPTH_UNITS
 
-DEFAULT_LOAD_SIZE = (192, 256)
-DEPTH_SCALE = 1000.0  # millimetres per metre
+from .common import load_depth_png, open_image, read_list, resize_image, resolve, to_network_input
 
 
 class NYUDv2Test(Dataset):
     """Items: ``image`` (3, h, w) in [-1, 1] at ``load_size``; ``depth`` (H, W) float64 metres
     (0 = no measurement); ``index``; ``path`` of the RGB image."""
 
-    def __init__(self, root: str, list_file: str, load_size: Sequence[int] = DEFAULT_LOAD_SIZE) -> None:
+    def __init__(self, root: str, list_file: str, load_size: Sequence[int] = LOAD_SIZE["NYUD_V2"]) -> None:
         self.root = root
         self.load_size = tuple(load_size)
         self.entries = read_list(list_file, 2, sep=",", root=root, check_fields=(0, 1))
@@ -26,4 +25,4 @@ class NYUDv2Test(Dataset):
         rgb_path, depth_path = (resolve(self.root, f) for f in entry.fields)
         img = open_image(rgb_path, entry)
         return {"image": to_network_input(resize_image(img, self.load_size)),
-                "depth": load_depth_png(depth_path, DEPTH_SCALE, entry), "index": i, "path": rgb_path}
+                "depth": load_depth_png(depth_path, NYU_DEPTH_UNITS, entry), "index": i, "path": rgb_path}

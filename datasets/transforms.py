@@ -1,4 +1,4 @@
-"""Training-time processing of synthetic RGB-D pairs (spec §2.1, steps 2-7).
+"""Training-time processing of synthetic RGB-D pairs (docs/release.md §2.1, steps 2-7).
 
 The random draws follow the release's order exactly (flip, rotation, colour jitter, each guarded by
 its own draw), with the algorithm of Python's ``random`` module. The draws come from a
@@ -16,9 +16,10 @@ import torchvision.transforms.functional as TF
 from PIL import Image
 from torchvision.transforms import InterpolationMode
 
+from constants import VKITTI_MAX_DEPTH_CM
+
 from .common import to_network_input
 
-VKITTI_MAX_DEPTH_CM = 8000.0  # 80 m: the far end of the [-1, 1] depth range
 SUNCG_DEPTH_SCALE = 255.0     # 8-bit indoor depth
 MAX_ROTATION_CENTIDEG = 500   # angles in {-5.00, -4.99, ..., 4.99} degrees
 JITTER_RANGE = (0.8, 1.0)

@@ -1,4 +1,4 @@
-"""Synthetic training sets (spec §2.1): vKITTI RGB-D pairs, the SUNCG-style indoor layout, and the
+"""Synthetic training sets (docs/release.md §2.1): vKITTI RGB-D pairs, the SUNCG-style indoor layout, and the
 image-only lists of stage 1 (the synthetic images and the style images).
 
 Every random draw of a sample comes from ``sample_rng(seed, epoch, index)``; call ``set_epoch``
@@ -10,11 +10,12 @@ from typing import Sequence
 from PIL import Image
 from torch.utils.data import Dataset
 
+from constants import TRAIN_LOAD_SIZE
+
 from .common import (DatasetError, ListEntry, open_image, read_list, resize_image, resolve,
                      to_network_input)
 from .transforms import AugmentFlags, augment_pair, random_flip, suncg_depth_to_unit, vkitti_depth_to_unit
 
-DEFAULT_LOAD_SIZE = (192, 640)
 # PIL modes of the depth PNGs each layout stores, and how they become [0, 1].
 DEPTH_FORMATS = {
     "VKITTI": (("I;16", "I;16B", "I;16L", "I"), "a 16-bit PNG in centimetres", vkitti_depth_to_unit),
@@ -59,7 +60,7 @@ class SyntheticDepthDataset(_EpochSeeded):
 
     stream = "depth"
 
-    def __init__(self, root: str, list_file: str, load_size: Sequence[int] = DEFAULT_LOAD_SIZE,
+    def __init__(self, root: str, list_file: str, load_size: Sequence[int] = TRAIN_LOAD_SIZE,
                  dataset: str = "VKITTI", flags: AugmentFlags = AugmentFlags(), seed: int = 0) -> None:
         super().__init__(seed)
         if dataset not in DEPTH_FORMATS:
@@ -97,7 +98,7 @@ class ImageListDataset(_EpochSeeded):
     Items: ``image`` (3, h, w); ``index``.
     """
 
-    def __init__(self, root: str, list_file: str, load_size: Sequence[int] = DEFAULT_LOAD_SIZE,
+    def __init__(self, root: str, list_file: str, load_size: Sequence[int] = TRAIN_LOAD_SIZE,
                  num_fields: int = 1, flip: bool = True, seed: int = 0, stream: str = "images") -> None:
         super().__init__(seed)
         self.root = root

@@ -1,4 +1,4 @@
-"""Depth prediction (DP) module (spec §1.5): the T2Net-style U-Net on the one-channel
+"""Depth prediction (DP) module (docs/release.md §1.5): the T2Net-style U-Net on the one-channel
 depth-specific structure map.
 
 One PReLU module (a single learnable slope) is shared by every block; the released checkpoint
@@ -10,17 +10,19 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from constants import MIN_INPUT_SIZE, SIZE_MULTIPLE
+from utils.errors import InputSizeError
+
 SKIP_WEIGHT = 0.1
-# The centre's dilation-5 reflection padding needs more than 5 pixels at H/16, so 96 is the
-# smallest input; four 2x poolings need multiples of 16.
-MIN_INPUT_SIZE = 96
 
 
 def check_input_size(height: int, width: int, network: str = "DepthNet") -> None:
-    """Raise a ValueError naming the size unless both sides are multiples of 16 and at least 96."""
-    if height % 16 or width % 16 or min(height, width) < MIN_INPUT_SIZE:
-        raise ValueError(f"{network} needs input height and width that are multiples of 16 and at "
-                         f"least {MIN_INPUT_SIZE}, got {height}x{width}")
+    """Raise an InputSizeError naming the size unless both sides are multiples of 16 (four 2x
+    poolings) and at least 96 (the centre's dilation-5 reflection padding needs more than 5 pixels
+    at H/16)."""
+    if height % SIZE_MULTIPLE or width % SIZE_MULTIPLE or min(height, width) < MIN_INPUT_SIZE:
+        raise InputSizeError(f"{network} needs input height and width that are multiples of "
+                             f"{SIZE_MULTIPLE} and at least {MIN_INPUT_SIZE}, got {height}x{width}")
 
 
 class EncoderBlock(nn.Module):

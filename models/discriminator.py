@@ -11,6 +11,8 @@ from typing import List
 import torch
 import torch.nn as nn
 
+from utils.errors import InputSizeError
+
 from .style_encoder import conv_block
 
 
@@ -41,8 +43,8 @@ class MultiScaleDiscriminator(nn.Module):
 
     def forward(self, x: torch.Tensor) -> List[torch.Tensor]:
         if min(x.shape[-2:]) < self.min_input_size:
-            raise ValueError(f"MultiScaleDiscriminator needs inputs of at least "
-                             f"{self.min_input_size}x{self.min_input_size}, got {tuple(x.shape[-2:])}")
+            raise InputSizeError(f"MultiScaleDiscriminator needs inputs of at least "
+                                 f"{self.min_input_size}x{self.min_input_size}, got {tuple(x.shape[-2:])}")
         outputs = []
         for i, scale in enumerate(self.scales):
             if i:

@@ -1,4 +1,4 @@
-"""Depth-specific attention (DSA) module (spec §1.4).
+"""Depth-specific attention (DSA) module (docs/release.md §1.4).
 
 A DRN-D-22 encoder (its first nine stages, output stride 8) and an up-projection decoder that
 turns the image into a one-channel attention map in (0, 1). The attention map multiplies the

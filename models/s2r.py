@@ -1,4 +1,4 @@
-"""The full S2R-DepthNet inference path (spec §1): STE, DSA and DP composed."""
+"""The full S2R-DepthNet inference path (docs/release.md §1): STE, DSA and DP composed."""
 from typing import List, NamedTuple
 
 import torch

@@ -1,4 +1,4 @@
-"""Structure decoder of the STE module (spec §1.3): structure code -> one-channel structure map."""
+"""Structure decoder of the STE module (docs/release.md §1.3): structure code -> one-channel structure map."""
 import torch
 import torch.nn as nn
 

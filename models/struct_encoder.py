@@ -1,4 +1,4 @@
-"""Structure encoder of the STE module (spec §1.1).
+"""Structure encoder of the STE module (docs/release.md §1.1).
 
 A MUNIT-style content encoder: it maps an RGB image to a 256-channel structure code at a
 quarter of the input resolution. It is shared by the synthetic and the style domain in the

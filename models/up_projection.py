@@ -1,4 +1,4 @@
-"""Up-projection block shared by the STE decoder and the DSA decoder (spec §1.2).
+"""Up-projection block shared by the STE decoder and the DSA decoder (docs/release.md §1.2).
 
 It comes from Laina et al.'s fully convolutional residual networks as used by Hu et al.:
 resize first, then two convolutional branches whose sum is rectified.

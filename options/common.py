@@ -5,10 +5,8 @@ Flag names follow the release (including its spellings) so that its README comma
 import argparse
 
 import matplotlib
-import torch
 
-from models.depth_net import MIN_INPUT_SIZE
-from utils.inference import AUTO, MODES, InferenceMode, resolve_inference_mode
+from constants import AUTO_INFERENCE_MODE, INFERENCE_MODES, MIN_INPUT_SIZE, SIZE_MULTIPLE
 
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter):
@@ -47,9 +45,9 @@ def check_load_size(parser: argparse.ArgumentParser, args: argparse.Namespace, f
                     minimum: int = MIN_INPUT_SIZE, why: str = "the depth network's dilated centre") -> None:
     """Sizes must be multiples of 16 (the DP module pools four times) and at least ``minimum``."""
     size = getattr(args, flag)
-    if size and any(v % 16 or v < minimum for v in size):
-        parser.error(f"--{flag} {size[0]} {size[1]}: both must be multiples of 16 and at least {minimum} "
-                     f"({why})")
+    if size and any(v % SIZE_MULTIPLE or v < minimum for v in size):
+        parser.error(f"--{flag} {size[0]} {size[1]}: both must be multiples of {SIZE_MULTIPLE} and at "
+                     f"least {minimum} ({why})")
 
 
 def positive_float(text: str) -> float:
@@ -72,20 +70,12 @@ def add_cmap(parser: argparse.ArgumentParser) -> None:
 
 
 def add_inference_mode(parser: argparse.ArgumentParser) -> None:
-    modes = "; ".join(f"{m.name}: {m.description}" for m in MODES.values())
-    parser.add_argument("--inference_mode", choices=("auto", *MODES), default="auto",
+    modes = "; ".join(f"{name}: {text}" for name, text in INFERENCE_MODES.items())
+    auto = AUTO_INFERENCE_MODE
+    parser.add_argument("--inference_mode", choices=("auto", *INFERENCE_MODES), default="auto",
                         help=f"how the network runs. auto: the fastest mode whose metrics equal eager "
-                             f"float32 to 1e-6 (CPU: {AUTO['cpu']}, CUDA: {AUTO['cuda']}; measured in "
+                             f"float32 to 1e-6 (CPU: {auto['cpu']}, CUDA: {auto['cuda']}; measured in "
                              f"docs/performance.md). {modes}")
-
-
-def checked_inference_mode(parser: argparse.ArgumentParser, args: argparse.Namespace,
-                           device: torch.device) -> InferenceMode:
-    """--inference_mode resolved for ``device``; a CUDA-only mode on the CPU is a usage error."""
-    try:
-        return resolve_inference_mode(args.inference_mode, device)
-    except ValueError as exc:
-        parser.error(f"--inference_mode: {exc}")
 
 
 def add_device(parser: argparse.ArgumentParser) -> None:
@@ -111,7 +101,7 @@ def add_checkpoints(parser: argparse.ArgumentParser, required: bool = False) -> 
 
 
 def add_protocol(parser: argparse.ArgumentParser) -> None:
-    """Evaluation protocol; the defaults are the release's (spec §4)."""
+    """Evaluation protocol; the defaults are the release's (docs/release.md §4)."""
     group = parser.add_argument_group(
         "evaluation protocol", "defaults reproduce the release: clip to [min, max], Garg crop on KITTI, "
                                "median scaling, no clipping after scaling")

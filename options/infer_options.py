@@ -17,7 +17,8 @@ def infer_parser() -> argparse.ArgumentParser:
     parser.add_argument("--input", nargs="+", required=True, metavar="PATH",
                         help="image files, folders (their image files) or quoted glob patterns "
                              "('frames/**/*.png')")
-    parser.add_argument("--output_dir", required=True, help="where the outputs go (created if needed)")
+    parser.add_argument("--out_dir", "--output_dir", dest="out_dir", required=True,
+                        help="where the outputs go (created if needed)")
     load_size(parser, [192, 640], "network input size; every image is resized to it (bicubic) and the "
                                   "depth resized back to the image's own size; 192 256 suits NYU-like images")
     parser.add_argument("--max_depth", type=positive_float, default=80.0,
@@ -26,8 +27,9 @@ def infer_parser() -> argparse.ArgumentParser:
     parser.add_argument("--post_process", action="store_true",
                         help="flip test-time augmentation: average the prediction of the image and of "
                              "its mirror, mirrored back")
-    parser.add_argument("--batch_size", type=positive_int, default=4, help="images per forward pass")
-    parser.add_argument("--num_workers", type=non_negative_int, default=2,
+    parser.add_argument("--batchSize", "--batch_size", dest="batchSize", type=positive_int, default=4,
+                        help="images per forward pass")
+    parser.add_argument("--nThreads", "--num_workers", dest="nThreads", type=non_negative_int, default=2,
                         help="image-decoding worker processes")
     add_device(parser)
     add_inference_mode(parser)

@@ -3,19 +3,19 @@ seeding, devices, mixed precision, validation and the stage-1 (structure encoder
 import argparse
 from typing import List, Optional
 
+from constants import (DATASETS, DEFAULT_DRN_IMAGENET, STAGE_DSA_DP, STAGE_STRUCT_DECODER, STAGE_STRUCT_ENCODER,
+                       STAGES, TRAIN_LOAD_SIZE)
 
 from .common import (HelpFormatter, add_device, check_load_size, load_size, non_negative_int,
                      positive_int)
 
-STAGES = ("TrainStructEncoder", "TrainStructDecoder", "TrainDSAandDPModule")
-DEFAULT_DRN_IMAGENET = "pretrained/drn_d_22-4bd2f8ea.pth"
 STAGE1_MIN_SIZE = 64  # no depth network in stage 1, so its 96-pixel minimum does not apply
 
-DESCRIPTION = """\
+DESCRIPTION = f"""\
 Train S2R-DepthNet on synthetic data, one stage at a time:
-  TrainStructEncoder   stage 1: the structure encoder, by structure/style image translation
-  TrainStructDecoder   stage 2: structure decoder + depth network on a frozen structure encoder
-  TrainDSAandDPModule  stage 3: DSA module + a fresh depth network on the frozen STE
+  {STAGE_STRUCT_ENCODER:<20} stage 1: the structure encoder, by structure/style image translation
+  {STAGE_STRUCT_DECODER:<20} stage 2: structure decoder + depth network on a frozen structure encoder
+  {STAGE_DSA_DP:<20} stage 3: DSA module + a fresh depth network on the frozen STE
 
 Every epoch writes the release's checkpoint files (struct_encoder_<e>.pth, struct_decoder_<e>.pth,
 dsa_modle_<e>.pth, depth_net_<e>.pth; epochs counted from 1) and last.pth, the full training state
@@ -24,7 +24,7 @@ batch and exits with status 130; --resume then restarts the epoch at the next ba
 
 Example (release README):
   python train.py --syn_dataset VKITTI --syn_root $VKITTI --syn_train_datafile datasets/vkitti/train.txt \\
-      --batchSize 32 --loadSize 192 640 --Shared_Struct_Encoder_path $SE --train_stage TrainStructDecoder
+      --batchSize 32 --loadSize 192 640 --Shared_Struct_Encoder_path $SE --train_stage {STAGE_STRUCT_DECODER}
 Multi-GPU: torchrun --nproc_per_node N train.py ...  (--batchSize is per process)
 """
 
@@ -49,7 +49,7 @@ def train_parser() -> argparse.ArgumentParser:
     data.add_argument("--batchSize", type=positive_int, default=32, help="images per iteration and process")
     data.add_argument("--nThreads", type=non_negative_int, default=4,
                       help="data-loading worker processes (0 loads in the training process)")
-    load_size(data, [192, 640], "training image size H W (multiples of 16; at least 96, or 64 in stage 1)")
+    load_size(data, list(TRAIN_LOAD_SIZE), "training image size H W (multiples of 16; at least 96, or 64 in stage 1)")
     data.add_argument("--no_flip", action="store_true", help="no random horizontal flip")
     data.add_argument("--no_rotation", action="store_true", help="no random rotation (+-5 degrees)")
     data.add_argument("--no_augment", action="store_true",
@@ -88,7 +88,7 @@ def train_parser() -> argparse.ArgumentParser:
     optim.add_argument("--hyper_w", type=float, default=0.001,
                        help="beta of the structure loss's edge weight exp(-beta * |grad depth|)")
 
-    stage1 = parser.add_argument_group("stage 1 (TrainStructEncoder)")
+    stage1 = parser.add_argument_group(f"stage 1 ({STAGE_STRUCT_ENCODER})")
     stage1.add_argument("--style_root", default=None, help="root the style list's paths are relative to")
     stage1.add_argument("--style_datafile", default=None,
                         help="list of style images (domain B), one relative image path per line")
@@ -116,7 +116,7 @@ def train_parser() -> argparse.ArgumentParser:
 
     val = parser.add_argument_group("validation after every epoch (stages 2 and 3)",
                                     "test.py's evaluation; the best epoch is kept in <checkpoint_dir>/best")
-    val.add_argument("--val_dataset", choices=("KITTI", "NYUD_V2"), default=None, help="validation set")
+    val.add_argument("--val_dataset", choices=DATASETS, default=None, help="validation set")
     val.add_argument("--val_root", default=None, help="validation dataset root")
     val.add_argument("--val_datafile", default=None, help="validation list, in test.py's format")
     val.add_argument("--val_loadSize", nargs=2, type=positive_int, metavar=("H", "W"), default=None,
@@ -130,20 +130,20 @@ def parse_train_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = train_parser()
     args = parser.parse_args(argv)
     stage = args.train_stage
-    if stage != "TrainStructEncoder":
+    if stage != STAGE_STRUCT_ENCODER:
         check_load_size(parser, args)
     else:
         check_load_size(parser, args, minimum=STAGE1_MIN_SIZE, why="the discriminators downsample three times")
     check_load_size(parser, args, "val_loadSize")
-    if stage in ("TrainStructDecoder", "TrainDSAandDPModule") and not args.Shared_Struct_Encoder_path:
+    if stage in (STAGE_STRUCT_DECODER, STAGE_DSA_DP) and not args.Shared_Struct_Encoder_path:
         parser.error(f"--train_stage {stage} needs --Shared_Struct_Encoder_path (the stage-1 encoder)")
-    if stage == "TrainDSAandDPModule" and not args.Struct_Decoder_path:
-        parser.error("--train_stage TrainDSAandDPModule needs --Struct_Decoder_path (the stage-2 decoder)")
-    if stage == "TrainStructEncoder" and not (args.style_root and args.style_datafile):
-        parser.error("--train_stage TrainStructEncoder needs --style_root and --style_datafile")
+    if stage == STAGE_DSA_DP and not args.Struct_Decoder_path:
+        parser.error(f"--train_stage {STAGE_DSA_DP} needs --Struct_Decoder_path (the stage-2 decoder)")
+    if stage == STAGE_STRUCT_ENCODER and not (args.style_root and args.style_datafile):
+        parser.error(f"--train_stage {STAGE_STRUCT_ENCODER} needs --style_root and --style_datafile")
     val = [args.val_dataset, args.val_root, args.val_datafile]
     if any(val) and not all(val):
         parser.error("validation needs all of --val_dataset, --val_root and --val_datafile")
-    if all(val) and stage == "TrainStructEncoder":
-        parser.error("--val_* applies to the depth stages; TrainStructEncoder predicts no depth")
+    if all(val) and stage == STAGE_STRUCT_ENCODER:
+        parser.error(f"--val_* applies to the depth stages; {STAGE_STRUCT_ENCODER} predicts no depth")
     return args

@@ -5,19 +5,20 @@ from pathlib import Path
 
 import pytest
 
+from constants import CHECKPOINT_FLAGS
 from utils.checkpoint import save_initial_networks
 
 ROOT = Path(__file__).resolve().parents[1]
+# Every key, shape and dtype of the four released checkpoints (docs/release.md §5).
+RELEASED_LAYOUT = ROOT / "tests" / "data" / "checkpoint_layout.json"
 SHARED_DATA = Path(os.environ.get("S2R_SHARED_DATA", ROOT.parent / "shared" / "data"))
 KITTI_DRIVE = "2011_09_26/2011_09_26_drive_0052_sync"
 KITTI_FRAMES = ("0000000000", "0000000014", "0000000026", "0000000036", "0000000044", "0000000050")
-CHECKPOINT_FLAGS = {"struct_encoder": "--Shared_Struct_Encoder_path", "struct_decoder": "--Struct_Decoder_path",
-                    "dsa": "--DSAModle_path", "depth_net": "--DepthNet_path"}
 
 
 def checkpoint_args(paths: dict) -> list:
     """test.py/infer.py flags naming the four checkpoint files of ``paths``."""
-    return [a for name, flag in CHECKPOINT_FLAGS.items() for a in (flag, str(paths[name]))]
+    return [a for name, flag in CHECKPOINT_FLAGS.items() for a in (f"--{flag}", str(paths[name]))]
 
 
 @pytest.fixture(scope="session")
@@ -31,9 +32,13 @@ def test_script():
 
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
-    """../shared/data (real KITTI/NYU samples); tests using it skip when it is absent."""
+    """../shared/data (real KITTI/NYU samples); tests using it skip when it is absent, except under
+    CI=true, where CI always provides it and its absence is a failure."""
     if not SHARED_DATA.is_dir():
-        pytest.skip(f"real sample data not found at {SHARED_DATA} (set S2R_SHARED_DATA to its path)")
+        message = f"real sample data not found at {SHARED_DATA} (set S2R_SHARED_DATA to its path)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI=true but {message}")
+        pytest.skip(message)
     return SHARED_DATA
 
 
@@ -63,7 +68,7 @@ def random_checkpoints(tmp_path_factory) -> dict:
 @pytest.fixture(scope="session")
 def tiny_world(tmp_path_factory) -> Path:
     """The procedural sample world at its tiny preset (a second or two), shared by the session."""
-    from datasets.world import generate_world
+    from sample_world.world import generate_world
 
     out = tmp_path_factory.mktemp("tiny_world")
     generate_world(out, seed=0, preset="tiny", progress=False)

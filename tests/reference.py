@@ -1,4 +1,4 @@
-"""Independent, deliberately plain re-implementations of spec §2.2 / §2.3 / §4, for the tests to
+"""Independent, deliberately plain re-implementations of docs/release.md §2.2 / §2.3 / §4, for the tests to
 compare the project against. Nothing here imports the project's data or metric code."""
 from pathlib import Path
 from typing import Dict, Optional, Sequence

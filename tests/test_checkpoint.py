@@ -1,4 +1,4 @@
-"""Checkpoint I/O (spec §1.6): release files with and without ``module.``, every bad-file error,
+"""Checkpoint I/O (docs/release.md §1.6): release files with and without ``module.``, every bad-file error,
 --checkpoint_dir resolution, atomic saves and the ImageNet DRN-D-22 mapping."""
 import os
 import pickle

@@ -1,4 +1,4 @@
-"""KITTI Eigen / NYUD-v2 test sets (spec §2.2, §2.3): list parsing, clear errors, image tensors
+"""KITTI Eigen / NYUD-v2 test sets (docs/release.md §2.2, §2.3): list parsing, clear errors, image tensors
 and depth units."""
 import shutil
 from pathlib import Path

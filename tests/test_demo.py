@@ -7,7 +7,7 @@ from PIL import Image
 
 import demo
 from tests.conftest import ROOT
-from utils.metrics import RELEASE_METRICS
+from constants import RELEASE_METRICS
 
 
 def test_demo_end_to_end(tmp_path):

@@ -12,8 +12,8 @@ import infer
 from datasets.common import DatasetError
 from datasets.images import collect_inputs, output_names
 from utils.checkpoint import load_s2r
-from utils.depth_io import PANEL_GAP, comparison_figure, depth_to_uint16, dilate_sparse
-from utils.pointcloud import Intrinsics, backproject, read_kitti_intrinsics, write_ply
+from inference.depth_io import PANEL_GAP, comparison_figure, depth_to_uint16, dilate_sparse
+from inference.pointcloud import Intrinsics, backproject, read_kitti_intrinsics, write_ply
 
 from .conftest import checkpoint_args
 
@@ -84,8 +84,8 @@ def infer_run(tmp_path_factory, shared_data, random_checkpoints, bad_inputs):
               shared_data / DRIVE / "image_03/data/0000000000.png",
               bad_inputs["corrupt"],
               shared_data / "nyu_depth_v2/unidepth_demo/rgb.png"]
-    argv = ["--input", *map(str, inputs), "--output_dir", str(out), "--loadSize", *map(str, LOAD_SIZE),
-            "--batch_size", "2", "--num_workers", "0", "--device", "cpu", "--save_16bit", "--save_ply",
+    argv = ["--input", *map(str, inputs), "--out_dir", str(out), "--loadSize", *map(str, LOAD_SIZE),
+            "--batchSize", "2", "--nThreads", "0", "--device", "cpu", "--save_16bit", "--save_ply",
             "--calib", str(shared_data / "kitti_raw/2011_09_26/calib_cam_to_cam.txt"), "--save_maps",
             "--save_overview", *checkpoint_args(random_checkpoints)]
     return {"rc": infer.main(argv), "out": out, "inputs": inputs,
@@ -136,8 +136,8 @@ def test_npy_and_maps_equal_the_network_output(infer_run, random_checkpoints):
 
 def test_post_process_averages_the_mirrored_prediction(shared_data, random_checkpoints, tmp_path):
     image = shared_data / "nyu_depth_v2/unidepth_demo/rgb.png"
-    argv = ["--input", str(image), "--output_dir", str(tmp_path), "--loadSize", "96", "96", "--max_depth", "8",
-            "--post_process", "--num_workers", "0", "--device", "cpu", *checkpoint_args(random_checkpoints)]
+    argv = ["--input", str(image), "--out_dir", str(tmp_path), "--loadSize", "96", "96", "--max_depth", "8",
+            "--post_process", "--nThreads", "0", "--device", "cpu", *checkpoint_args(random_checkpoints)]
     assert infer.main(argv) == 0
     x = network_input(image, (96, 96))
     both = reference_outputs(random_checkpoints, torch.cat([x, x.flip(-1)])).depth[-1]
@@ -217,7 +217,7 @@ def test_unreadable_inputs_are_skipped_and_nothing_written_fails(bad_inputs, ran
                                                                   capsys):
     out = tmp_path / "out"
     argv = ["--input", *(str(p) for p in bad_inputs.values()), str(tmp_path / "*.jpg"),
-            "--output_dir", str(out), "--loadSize", *map(str, LOAD_SIZE), "--num_workers", "1",
+            "--out_dir", str(out), "--loadSize", *map(str, LOAD_SIZE), "--nThreads", "1",
             "--device", "cpu", *checkpoint_args(random_checkpoints)]
     assert infer.main(argv) == 1
     err = capsys.readouterr().err
@@ -232,12 +232,12 @@ def test_unreadable_inputs_are_skipped_and_nothing_written_fails(bad_inputs, ran
 def test_save_ply_without_intrinsics_fails_before_any_work(tmp_path, capsys):
     out = tmp_path / "out"
     with pytest.raises(SystemExit) as exc:
-        infer.main(["--input", "nothing.png", "--output_dir", str(out), "--save_ply"])
+        infer.main(["--input", "nothing.png", "--out_dir", str(out), "--save_ply"])
     assert exc.value.code == 2
     assert "--save_ply needs the camera intrinsics" in capsys.readouterr().err
     assert not out.exists()
     with pytest.raises(SystemExit):
-        infer.main(["--input", "x.png", "--output_dir", str(out), "--save_ply", "--fx", "500", "--fy", "500"])
+        infer.main(["--input", "x.png", "--out_dir", str(out), "--save_ply", "--fx", "500", "--fy", "500"])
     assert "missing --cx --cy" in capsys.readouterr().err
 
 

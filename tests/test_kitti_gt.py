@@ -1,4 +1,4 @@
-"""KITTI ground truth (spec §2.2): velodyne projection on real and hand-built scans, and the
+"""KITTI ground truth (docs/release.md §2.2): velodyne projection on real and hand-built scans, and the
 export_gt_depth.py cache."""
 import subprocess
 import sys

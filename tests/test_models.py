@@ -1,4 +1,4 @@
-"""The four networks against spec §1: checkpoint layout, shapes, and each block's arithmetic.
+"""The four networks against docs/release.md §1: checkpoint layout, shapes, and each block's arithmetic.
 
 The ``ref_*`` functions are independent functional forwards written from the spec; they read
 the weights by checkpoint key only, so they check the modules' wiring, not just their shapes.
@@ -13,10 +13,10 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from models import DSA, DepthNet, S2RDepthNet, StructDecoder, StructEncoder
+from utils.errors import InputSizeError
 
-from .conftest import SHARED_DATA
+from .conftest import RELEASED_LAYOUT
 
-LAYOUT = SHARED_DATA.parent / "docs" / "checkpoint_layout.json"
 NETWORKS = {"struct_encoder": StructEncoder, "struct_decoder": StructDecoder, "dsa": DSA,
             "depth_net": DepthNet}
 
@@ -59,7 +59,7 @@ def close(a: torch.Tensor, b: torch.Tensor, tol: float = 1e-5) -> bool:
     return a.shape == b.shape and torch.allclose(a, b, rtol=tol, atol=tol)
 
 
-# --- independent functional references (spec §1) --------------------------------------------
+# --- independent functional references (docs/release.md §1) --------------------------------------------
 
 def rpad(x, n):
     return F.pad(x, (n, n, n, n), mode="reflect")
@@ -103,7 +103,7 @@ def ref_struct_decoder(sd, code):
 
 
 def ref_drn(sd, x):
-    """Stage outputs of DRN-D-22 stages 0..8 (spec §1.4)."""
+    """Stage outputs of DRN-D-22 stages 0..8 (docs/release.md §1.4)."""
     def conv_bn_relu(k, x, stride=1, padding=1, dilation=1):
         x = F.conv2d(x, sd[f"{k}.0.weight"], stride=stride, padding=padding, dilation=dilation)
         return F.relu(bn(sd, f"{k}.1", x))
@@ -189,9 +189,7 @@ def ref_depth_net(sd, x):
 
 @pytest.fixture(scope="module")
 def layout():
-    if not LAYOUT.is_file():
-        pytest.skip(f"{LAYOUT} not found")
-    return json.loads(LAYOUT.read_text())
+    return json.loads(RELEASED_LAYOUT.read_text())
 
 
 @pytest.mark.parametrize("name", list(NETWORKS))
@@ -260,9 +258,9 @@ def test_composite_equals_its_parts_chained(s2r):
 
 @pytest.mark.parametrize("size", [(100, 320), (96, 328), (64, 128), (80, 320)])
 def test_bad_input_sizes_are_clear_errors(s2r, size):
-    with pytest.raises(ValueError, match=r"multiples of 16 and at least 96, got \d+x\d+"):
+    with pytest.raises(InputSizeError, match=r"multiples of 16 and at least 96, got \d+x\d+"):
         s2r(torch.zeros(1, 3, *size))
-    with pytest.raises(ValueError, match="DepthNet needs"):
+    with pytest.raises(InputSizeError, match="DepthNet needs"):
         s2r.depth_net(torch.zeros(1, 1, *size))
 
 

@@ -16,9 +16,10 @@ from benchmarks.loader import throughput
 from benchmarks.plan import SMOKE_WORLD
 from datasets.kitti import PROJECTION_BLOCK, load_velodyne_points, project_to_depth, velo_to_image_matrix
 from models import S2RDepthNet
-from utils.evaluation import to_gt_size
-from utils.inference import AUTO, MODES, Autocast, prepare_model, resolve_inference_mode
-from utils.metrics import default_protocol, evaluate_depth
+from inference.predict import to_gt_size
+from inference.modes import AUTO, MODES, Autocast, prepare_model, resolve_inference_mode
+from utils.errors import UserError, exit_on_user_error
+from evaluation.protocol import default_protocol, evaluate_depth
 
 from .conftest import ROOT, checkpoint_args
 from .synthetic import velodyne_scan, write_kitti
@@ -99,7 +100,7 @@ def test_auto_mode_and_cuda_only_modes():
     assert all(MODES[AUTO[k]].exact for k in AUTO)
     for name in ("tf32", "bf16", "fp16"):
         assert not MODES[name].exact
-        with pytest.raises(ValueError, match=f"{name} needs a CUDA device"):
+        with pytest.raises(UserError, match=f"--inference_mode {name} needs a CUDA device"):
             resolve_inference_mode(name, cpu)
 
 
@@ -145,10 +146,10 @@ def test_test_py_inference_modes(test_script, tmp_path, random_checkpoints, caps
     for key, value in saved["eager"]["metrics"].items():
         assert saved["auto"]["metrics"][key] == pytest.approx(value, rel=1e-6, abs=1e-6), key
     capsys.readouterr()
-    with pytest.raises(SystemExit) as exit_info:
+    with pytest.raises(SystemExit) as exit_info, exit_on_user_error():
         test_script.main(args + ["--inference_mode", "tf32"])
     assert exit_info.value.code == 2
-    assert "--inference_mode: inference mode tf32 needs a CUDA device" in capsys.readouterr().err
+    assert "error: --inference_mode tf32 needs a CUDA device" in capsys.readouterr().err
 
 
 # --- the benchmark's parts ------------------------------------------------------------------------

@@ -22,7 +22,7 @@ OVERRIDES = {
     "train.py": ["--epochs", "1", "--batchSize", "1", "--nThreads", "0", "--seed", "0",
                  "--val_loadSize", "96", "128"],
     "test.py": [*SMALL, "--nThreads", "0"],
-    "infer.py": [*SMALL, "--num_workers", "0"],
+    "infer.py": [*SMALL, "--nThreads", "0"],
     "export_gt_depth.py": [],
 }
 

@@ -1,4 +1,4 @@
-"""Synthetic training data (spec §2.1): the augmentation against an independent re-implementation,
+"""Synthetic training data (docs/release.md §2.1): the augmentation against an independent re-implementation,
 the per-sample seeding, the epoch order, and the errors on bad lists and files."""
 import random
 from pathlib import Path

@@ -1,4 +1,4 @@
-"""Losses (spec §3) against hand-computed values and independent formulas, the step-0 losses of the
+"""Losses (docs/release.md §3) against hand-computed values and independent formulas, the step-0 losses of the
 depth stages, and which networks one optimiser step changes."""
 import copy
 
@@ -89,7 +89,7 @@ def make_stage(setup, stage, *extra):
 
 
 def expected_losses(net, batch, stage, lambda_w=1.0, beta=0.001):
-    """The stage's forward composed by hand, and the losses of spec §3 in NumPy."""
+    """The stage's forward composed by hand, and the losses of docs/release.md §3 in NumPy."""
     image, gt = batch[0]["image"], batch[0]["depth"]
     structure = net.struct_decoder(net.struct_encoder(image))
     if stage == "TrainDSAandDPModule":

@@ -9,11 +9,13 @@ import torch
 
 from models import AdaINDecoder, MultiScaleDiscriminator, StructEncoder, StyleEncoder
 from models.adain_decoder import AdaptiveInstanceNorm2d
+from utils.errors import InputSizeError
 from training.translation import (LossWeights, StructureStyleTranslation, lsgan_discriminator_loss,
                                   lsgan_generator_loss)
 from utils.checkpoint import load_network
 
-LAYOUT = Path(__file__).resolve().parents[2] / "shared" / "docs" / "checkpoint_layout.json"
+from .conftest import RELEASED_LAYOUT
+
 SIZES = [(64, 128), (96, 64)]
 
 
@@ -111,7 +113,7 @@ def test_discriminator_scores_three_scales(height, width):
 
 
 def test_discriminator_rejects_too_small_inputs():
-    with pytest.raises(ValueError, match="at least 64x64"):
+    with pytest.raises(InputSizeError, match="at least 64x64"):
         MultiScaleDiscriminator()(torch.zeros(1, 3, 32, 128))
 
 
@@ -132,9 +134,9 @@ def test_translate_returns_every_image_at_input_size(net, height, width):
 
 def test_inputs_are_checked(net):
     good = images(1, 64, 64, 0)
-    with pytest.raises(ValueError, match="domain B.*multiples of 16"):
+    with pytest.raises(InputSizeError, match="domain B.*multiples of 16"):
         net.generator_losses(good, images(1, 64, 72, 0))
-    with pytest.raises(ValueError, match=r"domain A.*\(B, 3, H, W\)"):
+    with pytest.raises(InputSizeError, match=r"domain A.*\(B, 3, H, W\)"):
         net.discriminator_losses(good[:, :1], good)
 
 
@@ -317,11 +319,9 @@ def test_a_few_steps_on_toy_domains_reduce_the_reconstruction_loss():
 # ---------------------------------------------------------------- released layout
 
 def test_struct_encoder_keeps_the_released_key_layout(tmp_path):
-    if not LAYOUT.is_file():
-        pytest.skip(f"{LAYOUT} not found")
     torch.manual_seed(0)
     net = StructureStyleTranslation()
-    layout = json.loads(LAYOUT.read_text())["struct_encoder"]
+    layout = json.loads(RELEASED_LAYOUT.read_text())["struct_encoder"]
     state = net.struct_encoder.state_dict()
     assert {k: list(v.shape) for k, v in state.items()} == {k: shape for k, (shape, _) in layout.items()}
     assert all(str(state[k].dtype) == dtype for k, (_, dtype) in layout.items())

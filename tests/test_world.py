@@ -1,4 +1,4 @@
-"""Tests of the procedural sample world (datasets/world.py, make_world.py) on the tiny preset.
+"""Tests of the procedural sample world (sample_world/world.py, make_world.py) on the tiny preset.
 
 The world stands in for real datasets, so besides the on-disk layouts these check that its
 pieces agree with each other: velodyne scans projected the KITTI way land on the rendered
@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from datasets.world import PRESETS, generate_world, kitti_dense_depth
+from sample_world.world import PRESETS, generate_world, kitti_dense_depth
 
 from . import reference
 
@@ -198,8 +198,8 @@ def test_vkitti_rgb_and_depth_come_from_one_geometry(world):
 # ----------------------------------------------------------------------------- CLI
 def test_cli_writes_world(tmp_path):
     out = tmp_path / "cli"
-    done = subprocess.run([sys.executable, "make_world.py", "--preset", "tiny", "--out", str(out), "--quiet",
-                           "--workers", "1", "--style-images", "1"],
+    done = subprocess.run([sys.executable, "make_world.py", "--preset", "tiny", "--out_dir", str(out), "--quiet",
+                           "--workers", "1", "--style_images", "1"],
                           cwd=REPO, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     manifest = json.loads((out / "world.json").read_text())

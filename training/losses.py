@@ -1,4 +1,4 @@
-"""Losses of the depth stages (spec §3)."""
+"""Losses of the depth stages (docs/release.md §3)."""
 from typing import Sequence
 
 import torch

@@ -26,8 +26,9 @@ from tqdm import tqdm
 
 from datasets import DatasetError
 from utils.checkpoint import CheckpointError, atomic_save
-from utils.evaluation import DEPTH_SCALE, build_test_dataset, evaluate, make_loader
-from utils.metrics import default_protocol
+from constants import DEPTH_SCALE
+from evaluation.loop import build_test_dataset, evaluate, make_loader
+from evaluation.protocol import default_protocol
 from utils.runtime import seed_everything
 
 from .data import EpochData, kill_workers_at_exit

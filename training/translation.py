@@ -36,12 +36,13 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from constants import SIZE_MULTIPLE
 from models import AdaINDecoder, MultiScaleDiscriminator, StructEncoder, StyleEncoder
+from utils.errors import InputSizeError
 
 # Seed of the fixed random styles used by ``translate``, so that sample grids are comparable
 # from one logging step to the next.
 DISPLAY_SEED = 0
-SIZE_MULTIPLE = 16
 
 
 @dataclass
@@ -105,10 +106,10 @@ def _frozen(*modules: nn.Module) -> Iterator[None]:
 
 def _check_images(x: torch.Tensor, name: str) -> None:
     if x.dim() != 4 or x.shape[1] != 3:
-        raise ValueError(f"{name}: expected images of shape (B, 3, H, W), got {tuple(x.shape)}")
+        raise InputSizeError(f"{name}: expected images of shape (B, 3, H, W), got {tuple(x.shape)}")
     if x.shape[-2] % SIZE_MULTIPLE or x.shape[-1] % SIZE_MULTIPLE:
-        raise ValueError(f"{name}: image height and width must be multiples of {SIZE_MULTIPLE}, "
-                         f"got {tuple(x.shape[-2:])}")
+        raise InputSizeError(f"{name}: image height and width must be multiples of {SIZE_MULTIPLE}, "
+                             f"got {tuple(x.shape[-2:])}")
 
 
 class StructureStyleTranslation(nn.Module):

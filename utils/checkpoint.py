@@ -8,12 +8,15 @@ from typing import Any, Dict, Mapping, Optional, Union
 import torch
 import torch.nn as nn
 
+from constants import CHECKPOINT_FLAGS, DATA_PARALLEL_PREFIX as PREFIX, FILE_STEMS
+
+from .errors import UserError
+
 PathLike = Union[str, os.PathLike]
-PREFIX = "module."
 MAX_LISTED_KEYS = 5
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(UserError):
     """A checkpoint file that cannot be loaded into the network it was given for."""
 
 
@@ -140,13 +143,6 @@ def _umask() -> int:
 def unwrap(net: nn.Module) -> nn.Module:
     """The bare network inside DataParallel/DistributedDataParallel, so saved keys carry no prefix."""
     return net.module if isinstance(net, (nn.DataParallel, nn.parallel.DistributedDataParallel)) else net
-
-
-# Release flag of each network, and the file-name stems it is saved under (release and training).
-CHECKPOINT_FLAGS = {"struct_encoder": "Shared_Struct_Encoder_path", "struct_decoder": "Struct_Decoder_path",
-                    "dsa": "DSAModle_path", "depth_net": "DepthNet_path"}
-FILE_STEMS = {"struct_encoder": ("struct_encoder",), "struct_decoder": ("struct_decoder",),
-              "dsa": ("dsa_modle", "dsa"), "depth_net": ("depth_net", "depthnet")}
 
 
 def _stem_and_epoch(path: Path):

@@ -1,13 +1,12 @@
-"""Turn the errors a user can fix (bad data, bad checkpoints) into one clear line, not a traceback."""
+"""One channel for the errors a user can fix (bad data, checkpoints, flags, sizes): library code
+raises a ``UserError``; the entry points print it as one line and exit with status 2."""
 import contextlib
 import sys
 from typing import Iterator
 
-from datasets.common import DatasetError
 
-from .checkpoint import CheckpointError
-
-USER_ERRORS = (DatasetError, CheckpointError)
+class UserError(RuntimeError):
+    """An input the user can fix; its message names the file, list line or flag."""
 
 
 def user_message(exc: BaseException) -> str:
@@ -24,9 +23,13 @@ def exit_on_user_error() -> Iterator[None]:
     """Print ``error: <message>`` and exit with status 2 on a user error; Ctrl-C exits with 130."""
     try:
         yield
-    except USER_ERRORS as exc:
+    except UserError as exc:
         print(f"error: {user_message(exc)}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         sys.exit(130)
+
+
+class InputSizeError(UserError):
+    """An image size a network cannot take (too small, or not a multiple of its downsampling)."""

@@ -4,6 +4,8 @@ import random
 import numpy as np
 import torch
 
+from .errors import UserError
+
 
 def resolve_device(name: str = "auto") -> torch.device:
     """'auto' picks CUDA when available; an unavailable CUDA request is a clear error."""
@@ -11,7 +13,7 @@ def resolve_device(name: str = "auto") -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise SystemExit(f"error: --device {name} requested but CUDA is not available on this machine")
+        raise UserError(f"--device {name}: CUDA is not available on this machine")
     return device
 
 

@@ -11,6 +11,9 @@ from typing import Optional
 import torch
 import torch.nn as nn
 
+from constants import AUTO_INFERENCE_MODE, INFERENCE_MODES
+from utils.errors import UserError
+
 
 @dataclass(frozen=True)
 class InferenceMode:
@@ -32,25 +35,19 @@ class InferenceMode:
         return not self.exact
 
 
-MODES = {m.name: m for m in (
-    InferenceMode("eager", description="float32, contiguous (NCHW) tensors"),
-    InferenceMode("channels_last", channels_last=True, description="float32, channels-last (NHWC) tensors"),
-    InferenceMode("compile", compile=True,
-                  description="float32, torch.compile (its first batch pays the compilation)"),
-    InferenceMode("tf32", tf32=True, description="TF32 convolutions and matmuls (CUDA; not exact)"),
-    InferenceMode("bf16", autocast=torch.bfloat16, description="bfloat16 autocast (CUDA; not exact)"),
-    InferenceMode("fp16", autocast=torch.float16, description="float16 autocast (CUDA; not exact)"),
-)}
-# The fastest exact mode per device type (docs/performance.md, "Inference"). CUDA stays on eager
-# until a GPU run of benchmarks/run.py shows a faster exact mode.
-AUTO = {"cpu": "channels_last", "cuda": "eager"}
+_SETTINGS = {"channels_last": {"channels_last": True}, "compile": {"compile": True}, "tf32": {"tf32": True},
+             "bf16": {"autocast": torch.bfloat16}, "fp16": {"autocast": torch.float16}}
+MODES = {name: InferenceMode(name, description=text, **_SETTINGS.get(name, {}))
+         for name, text in INFERENCE_MODES.items()}
+AUTO = AUTO_INFERENCE_MODE
 
 
 def resolve_inference_mode(name: str, device: torch.device) -> InferenceMode:
-    """The mode called ``name`` ('auto' picks per device type); ValueError when it needs CUDA."""
+    """The mode called ``name`` ('auto' picks per device type); a UserError naming --inference_mode
+    when the mode needs CUDA and ``device`` is not a GPU."""
     mode = MODES[AUTO.get(device.type, "eager") if name == "auto" else name]
     if mode.cuda_only and device.type != "cuda":
-        raise ValueError(f"inference mode {mode.name} needs a CUDA device (running on {device})")
+        raise UserError(f"--inference_mode {mode.name} needs a CUDA device (running on {device})")
     return mode
 
 

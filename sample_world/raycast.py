@@ -1,4 +1,4 @@
-"""Vectorised ray casting for the procedural sample world (see ``datasets/world.py``).
+"""Vectorised ray casting for the procedural sample world (see ``sample_world/world.py``).
 
 Every scene is made of axis-aligned boxes plus either an infinite ground plane (streets) or
 an enclosing room shell (indoor), so each pixel / lidar beam is intersected analytically with

@@ -3,7 +3,7 @@
 No real dataset can be downloaded, so this module renders its own, written in the *real* on-disk
 layouts so that the project's ordinary loaders (and the KITTI velodyne-projection code) read
 them unchanged.  Street scenes and rooms are built from axis-aligned boxes, ray cast per pixel
-(``datasets/raycast.py``), textured procedurally and lit per weather variant; depth maps, RGB
+(``sample_world/raycast.py``), textured procedurally and lit per weather variant; depth maps, RGB
 and lidar scans all come from the same hit buffers.  Everything is derived from
 ``np.random.default_rng([seed, stream, ...])`` so a seed reproduces byte-identical files.
 """
