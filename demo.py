@@ -112,7 +112,7 @@ def draw_overview(world: Path, kitti: dict, checkpoints: Dict[str, Path], load_s
         item = data[i]
         out = predict(model, item["image"][None])
         gt = item["depth"]
-        depth = to_gt_size(out.depth[-1][0], gt.shape, DEPTH_SCALE["KITTI"])
+        depth = to_gt_size(out.prediction[0], gt.shape, DEPTH_SCALE["KITTI"])
         valid = gt > 0
         depth = depth * np.median(gt[valid]) / np.median(depth[valid])  # as the protocol scales it
         vmin, vmax = auto_range(gt)

@@ -70,7 +70,7 @@ def main(argv=None) -> int:
                     if args.save_maps:
                         maps = {"structure": upsample(outputs.structure[i], size).cpu().numpy(),
                                 "attention": upsample(outputs.attention[i], size).cpu().numpy()}
-                    depth = to_gt_size(outputs.depth[-1][i], size, args.max_depth)
+                    depth = to_gt_size(outputs.prediction[i], size, args.max_depth)
                     writer.write(names[index], depth, rgb, intrinsics, **maps)
                     written += 1
             bar.update(len(batch["index"]) + len(batch["errors"]))

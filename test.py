@@ -43,7 +43,7 @@ def main(argv=None) -> int:
     if args.vis:
         vis_dir.mkdir(parents=True, exist_ok=True)
 
-    def save_frame(index, path, pred, gt, outputs, i):
+    def save_frame(index, path, pred, gt):
         name = f"{index:05d}_{Path(path).stem}"
         if writer is not None:
             writer.write(name, pred)

@@ -78,7 +78,7 @@ def measure_breakdown(device: torch.device, plan: Plan, data: BenchData) -> Tupl
         for i in range(len(dataset)):
             sync(device)
             start = time.perf_counter()
-            preds[i % len(images)] = predict(model, images[i % len(images)]).depth[-1][0]
+            preds[i % len(images)] = predict(model, images[i % len(images)]).prediction[0]
             sync(device)
             times.append(time.perf_counter() - start)
         return times

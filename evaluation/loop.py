@@ -33,13 +33,13 @@ def make_loader(dataset: Dataset, batch_size: int, workers: int, device: torch.d
                       worker_init_fn=worker_init, persistent_workers=False)
 
 
-FrameHook = Callable[[int, str, np.ndarray, np.ndarray, object, int], None]
+FrameHook = Callable[[int, str, np.ndarray, np.ndarray], None]
 
 
 def evaluate(model: torch.nn.Module, loader: DataLoader, protocol: Protocol, depth_scale: float,
              device: torch.device, post_process: bool = False, on_frame: Optional[FrameHook] = None,
              progress: bool = True) -> EvalResult:
-    """Mean per-image metrics over the loader. ``on_frame(index, path, pred_m, gt, outputs, i)`` is
+    """Mean per-image metrics over the loader. ``on_frame(index, path, pred_m, gt)`` is
     called for every frame (to save predictions or figures)."""
     model.eval()
     per_image, skipped, iterations = [], [], 0
@@ -47,11 +47,11 @@ def evaluate(model: torch.nn.Module, loader: DataLoader, protocol: Protocol, dep
     for batch in bar:
         iterations += 1
         images = batch["image"].to(device, non_blocking=True)
-        outputs = predict(model, images, post_process)
+        prediction = predict(model, images, post_process).prediction
         for i, (index, gt) in enumerate(zip(batch["index"].tolist(), batch["depth"])):
-            pred = to_gt_size(outputs.depth[-1][i], gt.shape, depth_scale)
+            pred = to_gt_size(prediction[i], gt.shape, depth_scale)
             if on_frame is not None:
-                on_frame(index, batch["path"][i], pred, gt, outputs, i)
+                on_frame(index, batch["path"][i], pred, gt)
             metrics = evaluate_depth(pred, gt, protocol)
             if metrics is None:
                 skipped.append(index)

@@ -12,12 +12,12 @@ from models import S2ROutput, depth_to_metres
 def predict(model: torch.nn.Module, images: torch.Tensor, post_process: bool = False) -> S2ROutput:
     """Network outputs for a batch; with ``post_process`` the prediction is the mean of the image's
     and its mirror's prediction (mirrored back). Returns the S2ROutput of the unflipped images,
-    whose ``depth[-1]`` holds the (possibly averaged) prediction."""
+    whose ``prediction`` is the (possibly averaged) prediction."""
     if not post_process:
         return model(images)
     n = images.shape[0]
     out = model(torch.cat([images, images.flip(-1)]))
-    pred = (out.depth[-1][:n] + out.depth[-1][n:].flip(-1)) / 2
+    pred = (out.prediction[:n] + out.prediction[n:].flip(-1)) / 2
     return type(out)(out.structure[:n], out.attention[:n], [d[:n] for d in out.depth[:-1]] + [pred])
 
 

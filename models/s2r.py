@@ -17,6 +17,7 @@ class S2ROutput(NamedTuple):
 
     @property
     def prediction(self) -> torch.Tensor:
+        """o1, the only output used at inference (docs/release.md §1)."""
         return self.depth[-1]
 
 

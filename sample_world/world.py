@@ -1312,18 +1312,3 @@ def generate_world(out_dir: str | Path, seed: int = 0, preset: str = "default", 
     (out / "world.json").write_text(json.dumps(manifest, indent=2) + "\n")
     return manifest
 
-
-def kitti_dense_depth(out_dir: str | Path, index: int) -> np.ndarray:
-    """Dense ground truth for line ``index`` of ``kitti/test.txt``: (H, W) float32 z-depth in
-    metres as seen by the left camera (P_rect_02), ``inf`` on sky.  Re-renders from world.json,
-    so it is exact for the written images and the velodyne scans' geometry."""
-    manifest = json.loads((Path(out_dir) / "world.json").read_text())
-    cfg = WorldConfig(**manifest["config"])
-    if not 0 <= index < cfg.kitti_drives * cfg.kitti_frames:
-        raise IndexError(f"kitti index {index} out of range")
-    drive, frame = divmod(index, cfg.kitti_frames)
-    scene, step, _ = _kitti_drive(manifest["seed"], drive, cfg.kitti_frames)
-    rot, centre = _street_pose(scene.info["path"], frame * KITTI_FRAME_STRIDE, step)
-    hits, _ = _render(scene, _kitti_camera(_kitti_rig(manifest["seed"], cfg.kitti_size), rot, centre, "02"),
-                      CAMERA_FAR)
-    return hits.t

@@ -11,7 +11,7 @@ import torch.nn as nn
 
 from models import DSA, StructDecoder, StructEncoder
 from utils.checkpoint import (CheckpointError, atomic_save, checkpoint_paths, find_checkpoint,
-                              load_drn_imagenet, load_network, load_s2r, read_state_dict, unwrap)
+                              load_drn_imagenet, load_network, load_s2r, read_state_dict)
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +48,6 @@ def test_data_parallel_wrapped_save_loads_into_bare_network(tmp_path, decoder_st
     torch.save(wrapped.state_dict(), path)
     assert all(k.startswith("module.") for k in torch.load(path, weights_only=True))
     assert same_state(load_network(StructDecoder(), path, "struct_decoder"), decoder_state)
-    assert unwrap(wrapped) is wrapped.module and unwrap(wrapped.module) is wrapped.module
 
 
 def test_another_networks_checkpoint_names_both(tmp_path, decoder_state):

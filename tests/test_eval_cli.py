@@ -10,7 +10,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -194,7 +193,7 @@ def test_nyu_run(cli, model, checkpoints, tmp_path):
     per_image = []
     for line in list_file.read_text().splitlines():
         rgb, depth = line.split(",")
-        gt = np.asarray(Image.open(tmp_path / "nyu" / depth)).astype(np.float64) / 1000
+        gt = reference.nyu_gt(tmp_path / "nyu" / depth)
         pred = reference.predict_metres(model, reference.network_input(tmp_path / "nyu" / rgb, (96, 128)),
                                         gt.shape, 8.0)
         per_image.append(reference.evaluate_one(pred, gt, 8.0, crop="none"))
@@ -202,24 +201,46 @@ def test_nyu_run(cli, model, checkpoints, tmp_path):
     assert saved["n_images"] == 2 and saved["protocol"]["max_depth"] == 8.0 and saved["protocol"]["crop"] == "none"
 
 
-# --- the real KITTI frames -------------------------------------------------------------------------
+# --- evalog.txt, byte for byte ----------------------------------------------------------------------
 
-def real_kitti_expected(model, root, list_file, size):
+def release_evaluation(model, root: Path, list_file: Path, dataset: str, size) -> tuple:
+    """The release's test.py on a list (batch 1): (per-image metrics, evalog.txt text)."""
     per_image = []
-    for line in Path(list_file).read_text().splitlines():
-        left, _, calib, velo = line.split()
-        gt = reference.kitti_gt(root / calib, root / velo, (375, 1242))
-        pred = reference.predict_metres(model, reference.network_input(root / left, size), gt.shape, 80.0)
-        per_image.append(reference.evaluate_one(pred, gt, 80.0))
-    return reference.mean_over_images(per_image)
+    lines = Path(list_file).read_text().splitlines()
+    for line in lines:
+        if dataset == "KITTI":
+            left, _, calib, velo = line.split()
+            image = root / left
+            gt = reference.release_kitti_gt(root / calib, root / velo, Image.open(image).size[::-1])
+            max_depth, crop = 80.0, "garg"
+        else:
+            rgb, depth = line.split(",")
+            image, gt = root / rgb, reference.nyu_gt(root / depth)
+            max_depth, crop = 8.0, "none"
+        pred = reference.predict_metres(model, reference.network_input(image, size), gt.shape, max_depth)
+        per_image.append(reference.evaluate_one(pred, gt, max_depth, crop=crop))
+    means = reference.mean_over_images(per_image)
+    return means, reference.evalog(means, len(lines))
 
 
-def test_real_kitti_frames(cli, model, kitti_raw_list, checkpoints, tmp_path):
-    root, list_file = kitti_raw_list
-    saved = run_in_process(cli, ["--root", str(root), "--test_datafile", str(list_file), "--loadSize", "96", "96"]
-                           + checkpoint_args(checkpoints), tmp_path)
-    assert saved["n_images"] == 6
-    assert_metrics(saved, real_kitti_expected(model, root, list_file, (96, 96)))
+EVALOG_SETS = {  # fixture, its (root, list) inside, dataset, --loadSize, frames
+    "world_kitti": ("tiny_world", ("kitti", "kitti/test.txt"), "KITTI", (96, 96), 2),
+    "world_nyu": ("tiny_world", ("nyu", "nyu/nyu2_test.csv"), "NYUD_V2", (96, 128), 2),
+    "real_kitti": ("kitti_raw_list", None, "KITTI", (96, 96), 6),
+}
+
+
+@pytest.mark.parametrize("name", EVALOG_SETS)
+def test_evalog_is_the_releases_byte_for_byte(request, cli, model, checkpoints, tmp_path, name):
+    fixture, inside, dataset, size, frames = EVALOG_SETS[name]
+    data = request.getfixturevalue(fixture)
+    root, list_file = (data / inside[0], data / inside[1]) if inside else data
+    saved = run_in_process(cli, ["--dataset", dataset, "--root", str(root), "--test_datafile", str(list_file),
+                                 "--loadSize", *map(str, size)] + checkpoint_args(checkpoints), tmp_path)
+    means, text = release_evaluation(model, root, list_file, dataset, size)
+    assert saved["n_images"] == frames and text.startswith(f"Done testing -- epoch limit reachedafter {frames} ")
+    assert (tmp_path / "evalog.txt").read_bytes() == text.encode()
+    assert_metrics(saved, means)
 
 
 def test_real_kitti_at_full_load_size(model, kitti_raw_list, checkpoints, tmp_path):

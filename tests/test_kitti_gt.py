@@ -79,6 +79,53 @@ def test_value_is_camera_depth_and_negatives_become_zero():
     assert np.array_equal(got, expected)
 
 
+def release_and_ours(root: Path, list_file: Path):
+    """(ours, the release's, Garg crop) for every frame of a KITTI list."""
+    for line in Path(list_file).read_text().splitlines():
+        left, _, calib, velo = line.split()
+        shape = Image.open(root / left).size[::-1]
+        ours = generate_depth_map(str(root / calib), str(root / velo), shape)
+        yield ours, reference.release_kitti_gt(root / calib, root / velo, shape), reference.crop_region(shape, "garg")
+
+
+def test_release_procedure_agrees_inside_the_crop_on_real_frames(kitti_raw_list):
+    """D1: the release's sub2ind key only merges column W-1 of a row with column 0 of the next, so the
+    two maps may differ there and nowhere else. On these six frames they differ at two pixels, both in
+    column 0 (frames 26 and 36)."""
+    root, list_file = kitti_raw_list
+    differing = []
+    for ours, release, crop in release_and_ours(root, list_file):
+        assert np.count_nonzero(ours[crop]) > 10000
+        assert np.array_equal(ours[crop], release[crop])
+        differing += [tuple(p) for p in np.argwhere(ours != release)]
+    assert {col for _, col in differing} <= {0, 1241}
+    assert len(differing) == 2
+
+
+def test_release_procedure_agrees_everywhere_on_generated_frames(tiny_world):
+    for ours, release, crop in release_and_ours(tiny_world / "kitti", tiny_world / "kitti" / "test.txt"):
+        assert np.count_nonzero(ours[crop]) > 2000
+        assert np.array_equal(ours, release)
+
+
+def test_release_sub2ind_merges_a_rows_last_pixel_with_the_next_rows_first():
+    """W = 6: pixel (1, 5) and pixel (2, 0) share the release's key 2·5 - 1 = 9. Its first point's
+    pixel gets the group minimum, the other keeps the last depth written on it; ours keeps each
+    pixel's own minimum."""
+    points = np.array([
+        velo_point(6.0, 2.0, 20),   # (row 1, col 5): the group's first point
+        velo_point(1.0, 3.0, 12),   # (row 2, col 0)
+        velo_point(1.0, 3.0, 16),   # (row 2, col 0), written last there
+        velo_point(3.0, 1.0, 30),   # (row 0, col 2): a pixel of its own
+    ], dtype=np.float32)
+    release = reference.release_depth(reference.image_points(points, P_AHEAD, (4, 6)), (4, 6))
+    expected = np.zeros((4, 6))
+    expected[1, 5], expected[2, 0], expected[0, 2] = 12, 16, 30
+    assert np.array_equal(release, expected)
+    expected[1, 5], expected[2, 0] = 20, 12
+    assert np.array_equal(project_to_depth(points, P_AHEAD, (4, 6)), expected)
+
+
 @pytest.fixture(scope="module")
 def exported_cache(kitti_raw_list, tmp_path_factory):
     root, list_file = kitti_raw_list

@@ -140,11 +140,6 @@ def _umask() -> int:
     return mask
 
 
-def unwrap(net: nn.Module) -> nn.Module:
-    """The bare network inside DataParallel/DistributedDataParallel, so saved keys carry no prefix."""
-    return net.module if isinstance(net, (nn.DataParallel, nn.parallel.DistributedDataParallel)) else net
-
-
 def _stem_and_epoch(path: Path):
     """('dsa_modle', 12) for dsa_modle_12.pth; ('dsa_kitti', -1) for dsa_kitti.pth."""
     stem = path.stem.lower()
