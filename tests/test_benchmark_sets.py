@@ -449,3 +449,19 @@ def test_suite_unknown_flag_names_the_file(test_script, tmp_path, capsys):
         test_script.main(["--suite", str(tmp_path / "suite.json")])
     assert exit_info.value.code == 2
     assert capsys.readouterr().err == f"error: {tmp_path / 'suite.json'}, run 'a': unknown flag --datset\n"
+
+
+def test_nuscenes_gt_cache_round_trip(test_script, random_checkpoints, tmp_path):
+    import export_gt_depth
+    list_file = bd.write_nuscenes(tmp_path)
+    tables = str(tmp_path / "v1.0-mini")
+    cache = tmp_path / "gt.npz"
+    assert export_gt_depth.main(["--dataset", "NUSCENES", "--root", tables, "--test_datafile", str(list_file),
+                                 "--output", str(cache)]) == 0
+    direct = build_eval_dataset("NUSCENES", tables, str(list_file))
+    cached = build_eval_dataset("NUSCENES", tables, str(list_file), gt_cache=str(cache))
+    for i in range(2):
+        assert np.array_equal(direct.ground_truth(i), cached.ground_truth(i))
+    list_file.write_text("s1\ns0\n")
+    with pytest.raises(DatasetError, match="differs from the ground-truth cache"):
+        build_eval_dataset("NUSCENES", tables, str(list_file), gt_cache=str(cache))
