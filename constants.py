@@ -23,6 +23,8 @@ DATASETS = ("KITTI", "NYUD_V2")
 DEPTH_SCALE = {"KITTI": 80.0, "NYUD_V2": 8.0}
 VKITTI_MAX_DEPTH_CM = 8000.0
 NYU_DEPTH_UNITS = 1000.0  # NYUD-v2 test depth PNGs: millimetres
+# The evaluation crop of each set (evaluation/protocol.py CROPS): Garg's on KITTI, none on NYU.
+EVAL_CROP = {"KITTI": "garg", "NYUD_V2": "none"}
 
 # Network input sizes (H, W): the release's README commands for vKITTI/KITTI; NYU's test size.
 TRAIN_LOAD_SIZE = (192, 640)

@@ -1,5 +1,6 @@
-"""Precompute the KITTI ground truth of a whole test list into one file (like monodepth2's
-export_gt_depth.py), so that repeated evaluations skip the velodyne projection.
+"""Precompute the ground truth of a whole test list into one file (like monodepth2's
+export_gt_depth.py), so that repeated evaluations skip the projection (KITTI's velodyne scans,
+nuScenes' lidar sweeps) or the PNG decoding (KITTI_BENCHMARK).
 
 Example:
     python export_gt_depth.py --root $KITTI_RAW --test_datafile datasets/kitti/test.txt \
@@ -11,20 +12,23 @@ import sys
 
 from tqdm import tqdm
 
-from datasets.kitti import GTCache, KITTIEigenTest
+from datasets.kitti import GTCache
+from datasets.registry import build_eval_dataset, eval_sets
 from options.common import HelpFormatter
 from utils.errors import exit_on_user_error
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
-    parser.add_argument("--root", required=True, help="KITTI raw root the list paths are relative to")
+    parser.add_argument("--dataset", choices=[n for n, s in eval_sets().items() if s.cacheable], default="KITTI",
+                        help="evaluation set (test.py --help lists each one's layout)")
+    parser.add_argument("--root", required=True, help="dataset root the list paths are relative to")
     parser.add_argument("--test_datafile", required=True,
-                        help="Eigen-style list: 'left right calib_dir velodyne' per line")
+                        help="the set's list (KITTI: 'left right calib_dir velodyne' per line)")
     parser.add_argument("--output", required=True, help="the .npz file to write")
     args = parser.parse_args(argv)
 
-    dataset = KITTIEigenTest(args.root, args.test_datafile)
+    dataset = build_eval_dataset(args.dataset, args.root, args.test_datafile)
     depths = [dataset.ground_truth(i) for i in tqdm(range(len(dataset)), desc="projecting", unit="frame")]
     GTCache.write(args.output, [" ".join(e.fields) for e in dataset.entries], depths)
     print(f"wrote ground truth of {len(depths)} frames to {args.output}")

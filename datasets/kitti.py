@@ -7,10 +7,11 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 from torch.utils.data import Dataset
 
-from constants import LOAD_SIZE
+from constants import DEPTH_SCALE, EVAL_CROP, LOAD_SIZE
 
 from .common import (DatasetError, ListEntry, image_size, open_image, read_list, resize_image,
                      resolve, to_network_input)
+from .evalset import EvalSet
 
 
 
@@ -194,3 +195,10 @@ class KITTIEigenTest(Dataset):
         return {"image": to_network_input(resize_image(img, self.load_size)),
                 "depth": self.ground_truth(i), "index": i, "path": left}
 
+
+EVAL_SET = EvalSet(
+    name="KITTI", build=KITTIEigenTest, cacheable=True,
+    layout="KITTI raw root (<date>/calib_*.txt, <date>/<drive>_sync/image_02|03/data/*.png, "
+           "velodyne_points/data/*.bin); lines 'left right calib_dir velodyne', GT projected from the scan",
+    depth_scale=DEPTH_SCALE["KITTI"], load_size=LOAD_SIZE["KITTI"], max_depth=DEPTH_SCALE["KITTI"],
+    crop=EVAL_CROP["KITTI"], split="splits/kitti/s2r_release_test.txt")

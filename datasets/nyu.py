@@ -3,9 +3,10 @@ from typing import Sequence
 
 from torch.utils.data import Dataset
 
-from constants import LOAD_SIZE, NYU_DEPTH_UNITS
+from constants import DEPTH_SCALE, EVAL_CROP, LOAD_SIZE, NYU_DEPTH_UNITS
 
 from .common import load_depth_png, open_image, read_list, resize_image, resolve, to_network_input
+from .evalset import EvalSet
 
 
 class NYUDv2Test(Dataset):
@@ -26,3 +27,10 @@ class NYUDv2Test(Dataset):
         img = open_image(rgb_path, entry)
         return {"image": to_network_input(resize_image(img, self.load_size)),
                 "depth": load_depth_png(depth_path, NYU_DEPTH_UNITS, entry), "index": i, "path": rgb_path}
+
+
+EVAL_SET = EvalSet(
+    name="NYUD_V2", build=NYUDv2Test,
+    layout="DenseDepth's nyu2_test PNGs (RGB, 16-bit depth in mm); CSV lines 'rgb_path,depth_path'",
+    depth_scale=DEPTH_SCALE["NYUD_V2"], load_size=LOAD_SIZE["NYUD_V2"], max_depth=DEPTH_SCALE["NYUD_V2"],
+    crop=EVAL_CROP["NYUD_V2"])

@@ -11,6 +11,10 @@ from constants import METRIC_NAMES, RELEASE_METRICS
 from .protocol import Protocol
 
 
+# How the console summary names the alignments (the release's wording for its two).
+ALIGNMENT_TEXT = {"median": "median scaling", "none": "no median scaling"}
+
+
 @dataclass
 class EvalResult:
     metrics: Dict[str, float]
@@ -51,7 +55,7 @@ def summary(result: EvalResult, protocol: Protocol) -> str:
     """Human-readable report: the protocol, then the metrics table."""
     p = protocol
     lines = [f"protocol: depth in ({p.min_depth:g}, {p.max_depth:g}) m, crop {p.crop}, "
-             f"{'median scaling' if p.median_scaling else 'no median scaling'}, "
+             f"{ALIGNMENT_TEXT.get(p.alignment, p.alignment + ' alignment')}, "
              f"clip {'after' if p.clip_after_scaling else 'before'} scaling; "
              f"{result.n_images} images"]
     if result.skipped:

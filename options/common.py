@@ -3,6 +3,7 @@
 Flag names follow the release (including its spellings) so that its README commands work unchanged.
 """
 import argparse
+from typing import Mapping
 
 import matplotlib
 
@@ -100,20 +101,27 @@ def add_checkpoints(parser: argparse.ArgumentParser, required: bool = False) -> 
                        help="depth prediction (DP) network checkpoint")
 
 
-def add_protocol(parser: argparse.ArgumentParser) -> None:
-    """Evaluation protocol; the defaults are the release's (docs/release.md §4)."""
+def add_protocol(parser: argparse.ArgumentParser, presets: Mapping[str, str],
+                 alignments: Mapping[str, str]) -> None:
+    """Evaluation protocol; the defaults are the release's (docs/release.md §4) and, on the other
+    sets, each set's own. A preset sets several at once; the flags below override it."""
     group = parser.add_argument_group(
         "evaluation protocol", "defaults reproduce the release: clip to [min, max], Garg crop on KITTI, "
                                "median scaling, no clipping after scaling")
-    group.add_argument("--crop", choices=("garg", "eigen", "none"), default=None,
-                       help="evaluation crop (default: garg for KITTI, none for NYUD_V2)")
+    group.add_argument("--preset", choices=tuple(presets), default=None,
+                       help="a named protocol: " + "; ".join(f"{k}: {v}" for k, v in presets.items()))
+    group.add_argument("--crop", choices=("garg", "eigen", "eigen_nyu", "cityscapes", "none"), default=None,
+                       help="evaluation crop (default: the set's: garg for KITTI, none for NYUD_V2)")
     group.add_argument("--min_depth", type=float, default=1e-3, help="lower depth bound in metres")
     group.add_argument("--max_depth", type=float, default=None,
-                       help="upper depth bound in metres (default: 80 for KITTI, 8 for NYUD_V2; "
+                       help="upper depth bound in metres (default: the set's: 80 for KITTI, 8 for NYUD_V2; "
                             "monodepth2's 50 m cap is --max_depth 50)")
+    group.add_argument("--alignment", choices=tuple(alignments), default=None,
+                       help="per-image fit of the prediction to the GT (default: median). "
+                            + "; ".join(f"{k}: {v}" for k, v in alignments.items()))
     group.add_argument("--no_median_scaling", action="store_true",
-                       help="compare metric depth directly instead of scaling by median(gt)/median(pred)")
-    group.add_argument("--clip_after_scaling", action="store_true",
+                       help="the release's flag: the same as --alignment none")
+    group.add_argument("--clip_after_scaling", action="store_true", default=None,
                        help="clip the prediction after median scaling instead of before (monodepth2's order)")
     group.add_argument("--post_process", action="store_true",
                        help="flip test-time augmentation: average the prediction of the image and of its "

@@ -16,7 +16,6 @@ from PIL import Image
 
 import export_gt_depth
 from models import S2RDepthNet
-from options import test_options
 from options.common import check_load_size
 from utils.errors import exit_on_user_error
 
@@ -135,7 +134,7 @@ def test_kitti_default_run(kitti, kitti_default):
     run, saved = kitti_default
     assert_metrics(saved, expected_kitti(frames))
     assert saved["n_images"] == 2
-    assert saved["protocol"] == {"min_depth": 1e-3, "max_depth": 80.0, "crop": "garg", "median_scaling": True,
+    assert saved["protocol"] == {"min_depth": 1e-3, "max_depth": 80.0, "crop": "garg", "alignment": "median",
                                  "clip_after_scaling": False}
     table = run.stdout.splitlines()
     header = next(i for i, l in enumerate(table) if l.split(" | ")[0].strip() == "abs_rel")
@@ -293,8 +292,8 @@ def test_bad_load_size(cli, capsys, kitti, checkpoints):
 
 
 @pytest.mark.parametrize("size", [("100", "320"), ("96", "328"), ("80", "320")])
-def test_load_size_check_rejects(capsys, size):
-    parser = test_options.test_parser()
+def test_load_size_check_rejects(cli, capsys, size):
+    parser = cli.make_parser()
     args = parser.parse_args(["--root", "r", "--test_datafile", "t", "--loadSize", *size])
     with pytest.raises(SystemExit) as exit_info:
         check_load_size(parser, args)
@@ -302,8 +301,8 @@ def test_load_size_check_rejects(capsys, size):
     assert f"--loadSize {size[0]} {size[1]}: both must be multiples of 16 and at least 96" in capsys.readouterr().err
 
 
-def test_load_size_check_accepts_the_release_sizes():
-    parser = test_options.test_parser()
+def test_load_size_check_accepts_the_release_sizes(cli):
+    parser = cli.make_parser()
     for size in (("96", "96"), ("192", "640"), ("192", "256")):
         check_load_size(parser, parser.parse_args(["--root", "r", "--test_datafile", "t", "--loadSize", *size]))
 
@@ -339,10 +338,10 @@ def test_corrupt_image_in_a_loader_worker(checkpoints, tmp_path):
     assert_one_line_error(run, f"error: {list_file}, line 1: cannot read image {left}")
 
 
-def test_help_lists_every_flag_with_help_text():
+def test_help_lists_every_flag_with_help_text(cli):
     run = subprocess.run([sys.executable, "test.py", "--help"], cwd=ROOT, capture_output=True, text=True)
     assert run.returncode == 0
-    flags = [a for a in test_options.test_parser()._actions if a.option_strings]
+    flags = [a for a in cli.make_parser()._actions if a.option_strings]
     for action in flags:
         assert action.help, action.option_strings
         assert any(f in run.stdout for f in action.option_strings), action.option_strings

@@ -47,24 +47,24 @@ NO_CROP = dict(crop="none", max_depth=80.0)
 def test_clip_order_and_median_scaling(median, clip_after, abs_rel):
     gt = np.array([[10.0, 40.0, 40.0]])
     pred = np.array([[100.0, 20.0, 20.0]])  # median(gt) / median(pred) = 2
-    m = evaluate_depth(pred, gt, Protocol(median_scaling=median, clip_after_scaling=clip_after, **NO_CROP))
+    m = evaluate_depth(pred, gt, Protocol(alignment="median" if median else "none", clip_after_scaling=clip_after, **NO_CROP))
     assert m["abs_rel"] == pytest.approx(abs_rel)
 
 
 def test_prediction_is_clipped_at_min_depth_before_scaling():
     gt = np.array([[1.0, 2.0, 3.0]])
     pred = np.array([[-5.0, 0.0, 1.0]])   # -> [1e-3, 1e-3, 1]
-    m = evaluate_depth(pred, gt, Protocol(median_scaling=False, **NO_CROP))
+    m = evaluate_depth(pred, gt, Protocol(alignment="none", **NO_CROP))
     assert m["abs_rel"] == pytest.approx(((1 - 1e-3) / 1 + (2 - 1e-3) / 2 + 2 / 3) / 3)
 
 
 def test_valid_mask_bounds_are_exclusive():
     gt = np.array([[0.0, 1e-3, 80.0, 50.0, 79.99]])
     pred = np.array([[5.0, 5.0, 1.0, 25.0, 79.99 / 2]])  # the masked pixels would change every metric
-    m = evaluate_depth(pred, gt, Protocol(median_scaling=False, **NO_CROP))
+    m = evaluate_depth(pred, gt, Protocol(alignment="none", **NO_CROP))
     assert m["abs_rel"] == pytest.approx(0.5) and m["a3"] == 0.0
     assert m["rmse"] == pytest.approx(math.sqrt((25 ** 2 + (79.99 / 2) ** 2) / 2))
-    assert evaluate_depth(pred, gt, Protocol(median_scaling=False, crop="none", max_depth=50.0)) is None
+    assert evaluate_depth(pred, gt, Protocol(alignment="none", crop="none", max_depth=50.0)) is None
 
 
 def test_garg_and_eigen_crops_at_the_exact_rows_and_cols():
@@ -85,12 +85,12 @@ def test_crop_selects_the_evaluated_pixels():
     gt = np.zeros((375, 1242))
     pred = np.full((375, 1242), 10.0)
     gt[152, 600] = 5.0    # one row above the Garg crop: ignored
-    with_outside_only = Protocol(median_scaling=False)
+    with_outside_only = Protocol(alignment="none")
     assert evaluate_depth(pred, gt, with_outside_only) is None
     gt[153, 600] = 20.0   # first row inside
     m = evaluate_depth(pred, gt, with_outside_only)
     assert m["abs_rel"] == pytest.approx(0.5)
-    assert evaluate_depth(pred, gt, Protocol(median_scaling=False, crop="eigen"))["abs_rel"] == \
+    assert evaluate_depth(pred, gt, Protocol(alignment="none", crop="eigen"))["abs_rel"] == \
         pytest.approx((1.0 + 0.5) / 2)
 
 
@@ -99,16 +99,16 @@ def test_median_scaling_on_and_off():
     gt = rng.uniform(1, 20, (3, 4))
     m = evaluate_depth(3 * gt, gt, Protocol(**NO_CROP))
     assert m["abs_rel"] == pytest.approx(0, abs=1e-12) and m["a1"] == 1.0
-    m = evaluate_depth(3 * gt, gt, Protocol(median_scaling=False, **NO_CROP))
+    m = evaluate_depth(3 * gt, gt, Protocol(alignment="none", **NO_CROP))
     assert m["abs_rel"] == pytest.approx(2.0) and m["a3"] == 0.0
 
 
 def test_release_defaults():
     kitti, nyu = default_protocol("KITTI"), default_protocol("NYUD_V2")
-    assert (kitti.min_depth, kitti.max_depth, kitti.crop, kitti.median_scaling, kitti.clip_after_scaling) \
-        == (1e-3, 80.0, "garg", True, False)
-    assert (nyu.min_depth, nyu.max_depth, nyu.crop, nyu.median_scaling, nyu.clip_after_scaling) \
-        == (1e-3, 8.0, "none", True, False)
+    assert (kitti.min_depth, kitti.max_depth, kitti.crop, kitti.alignment, kitti.clip_after_scaling) \
+        == (1e-3, 80.0, "garg", "median", False)
+    assert (nyu.min_depth, nyu.max_depth, nyu.crop, nyu.alignment, nyu.clip_after_scaling) \
+        == (1e-3, 8.0, "none", "median", False)
     assert default_protocol("KITTI", max_depth=50, crop=None).max_depth == 50
     assert default_protocol("KITTI", crop=None).crop == "garg"
 
@@ -141,7 +141,7 @@ def test_evaluate_averages_per_image_and_reports_frames_without_gt(tmp_path):
         batch(1, [[10.0, 10.0], [10.0, 10.0]], [[10.0, 10.0], [10.0, 0.0]]),  # three pixels, abs_rel 0
         batch(2, [[10.0, 10.0], [10.0, 10.0]], [[0.0, 0.0], [0.0, 0.0]]),     # no valid GT
     ]
-    protocol = Protocol(crop="none", median_scaling=False)
+    protocol = Protocol(crop="none", alignment="none")
     result = evaluate(PassThrough(), loader, protocol, 80.0, torch.device("cpu"), progress=False)
     assert result.n_images == 2 and result.skipped == [2]
     assert result.metrics["abs_rel"] == pytest.approx(0.5)  # not the pooled 0.25
