@@ -7,6 +7,7 @@ Example:
         --DSAModle_path ... --DepthNet_path ... --out_dir results/kitti
 """
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import List, Optional, Tuple
@@ -47,6 +48,10 @@ def protocol_of(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Pr
 
 def list_file_of(parser: argparse.ArgumentParser, args: argparse.Namespace) -> str:
     if args.test_datafile:
+        # The release's README names its lists relative to the repository root (datasets/kitti/test.txt).
+        shipped = ROOT / args.test_datafile
+        if not os.path.exists(args.test_datafile) and not os.path.isabs(args.test_datafile) and shipped.is_file():
+            return str(shipped)
         return args.test_datafile
     split = get_eval_set(args.dataset).split
     if split is None:

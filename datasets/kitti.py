@@ -201,4 +201,4 @@ EVAL_SET = EvalSet(
     layout="KITTI raw root (<date>/calib_*.txt, <date>/<drive>_sync/image_02|03/data/*.png, "
            "velodyne_points/data/*.bin); lines 'left right calib_dir velodyne', GT projected from the scan",
     depth_scale=DEPTH_SCALE["KITTI"], load_size=LOAD_SIZE["KITTI"], max_depth=DEPTH_SCALE["KITTI"],
-    crop=EVAL_CROP["KITTI"], split="splits/kitti/s2r_release_test.txt")
+    crop=EVAL_CROP["KITTI"], split="datasets/kitti/test.txt")

@@ -349,3 +349,15 @@ def test_help_lists_every_flag_with_help_text(cli):
                  "--checkpoint_dir", *RELEASE_FLAGS.values(), "--crop", "--max_depth", "--no_median_scaling",
                  "--clip_after_scaling", "--post_process"]:
         assert flag in run.stdout
+
+
+def test_release_readme_list_paths_resolve_from_anywhere(test_script, tmp_path, monkeypatch):
+    """The release's README names datasets/kitti/test.txt; it is shipped there (697 Eigen lines) and
+    found also when test.py runs from another folder."""
+    monkeypatch.chdir(tmp_path)
+    args = test_script.make_parser().parse_args(["--root", str(tmp_path), "--test_datafile", "datasets/kitti/test.txt"])
+    resolved = test_script.list_file_of(None, args)
+    assert Path(resolved) == ROOT / "datasets" / "kitti" / "test.txt"
+    lines = Path(resolved).read_text().split("\n")
+    assert len([l for l in lines if l.strip()]) == 697 and len(lines[0].split()) == 4
+    assert len((ROOT / "datasets" / "vkitti" / "train.txt").read_text().split("\n")) >= 20760
