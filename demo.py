@@ -60,9 +60,9 @@ def demo_parser() -> argparse.ArgumentParser:
                              "BatchNorm statistics of such a short run)")
     parser.add_argument("--epochs", nargs=3, type=positive_int, default=[1, 1, 3], metavar=("STE", "DEC", "DSA"),
                         help="epochs of the three stages")
-    parser.add_argument("--finetune_frames", type=non_negative_int, default=8,
-                        help="labelled 'real' frames to fine-tune the trained networks on (TrainFineTuneReal; "
-                             "0: skip the step)")
+    parser.add_argument("--finetune_frames", type=non_negative_int, default=0,
+                        help="labelled 'real' frames to fine-tune the trained networks on (TrainFineTuneReal), "
+                             "e.g. 8; 0 skips the step (off by default until its cost on 2 cores is measured)")
     parser.add_argument("--finetune_epochs", type=positive_int, default=5, help="epochs of the fine-tuning")
     parser.add_argument("--finetune_lr", type=float, default=2e-4, help="initial learning rate of the fine-tuning")
     add_device(parser)
