@@ -3,8 +3,13 @@
 1. generate the sample world (vKITTI-, KITTI-raw- and NYU-layout data, style images) unless present;
 2. save the untrained networks (the initialisation training starts from);
 3. train the three stages briefly with train.py: structure encoder, structure decoder, DSA + DP;
-4. evaluate the untrained and the trained networks with test.py on the world's KITTI-layout split;
-5. write <out_dir>/summary.json ({"untrained": {...}, "trained": {...}}) and <out_dir>/overview.png.
+4. with --finetune_frames N: render N "real" labelled frames (KITTI layout and camera look, other
+   drives than the test split's) and fine-tune the trained DSA + DP on them (TrainFineTuneReal,
+   the semi-supervised setting, reconstructed);
+5. evaluate the untrained, the trained and the fine-tuned networks with test.py on the world's
+   KITTI-layout split;
+6. write <out_dir>/summary.json ({"untrained": {...}, "trained": {...}, "finetuned": {...}}) and
+   <out_dir>/overview.png.
 
 Every step runs the same command a user would type; each command line is printed before it runs.
 """
@@ -19,7 +24,8 @@ from typing import Dict, List
 
 import numpy as np
 
-from constants import FILE_STEMS, NETWORKS, RELEASE_METRICS, STAGE_DSA_DP, STAGE_STRUCT_DECODER, STAGE_STRUCT_ENCODER
+from constants import (CHECKPOINT_FLAGS, FILE_STEMS, NETWORKS, RELEASE_METRICS, STAGE_DSA_DP, STAGE_FINETUNE_REAL,
+                       STAGE_STRUCT_DECODER, STAGE_STRUCT_ENCODER)
 from evaluation.results import format_table
 from options.common import HelpFormatter, add_device, check_load_size, load_size, non_negative_int, positive_int
 from utils.checkpoint import save_initial_networks
@@ -28,6 +34,7 @@ ROOT = Path(__file__).resolve().parent
 STAGES = ((STAGE_STRUCT_ENCODER, "stage1_struct_encoder"), (STAGE_STRUCT_DECODER, "stage2_struct_decoder"),
           (STAGE_DSA_DP, "stage3_dsa_dp"))
 OVERVIEW_FRAMES = 3
+LABELLED_FRAMES_PER_DRIVE = 4
 
 
 def demo_parser() -> argparse.ArgumentParser:
@@ -53,6 +60,11 @@ def demo_parser() -> argparse.ArgumentParser:
                              "BatchNorm statistics of such a short run)")
     parser.add_argument("--epochs", nargs=3, type=positive_int, default=[1, 1, 3], metavar=("STE", "DEC", "DSA"),
                         help="epochs of the three stages")
+    parser.add_argument("--finetune_frames", type=non_negative_int, default=0,
+                        help="labelled 'real' frames to fine-tune the trained networks on (TrainFineTuneReal), "
+                             "e.g. 8; 0 skips the step (off by default until its cost on 2 cores is measured)")
+    parser.add_argument("--finetune_epochs", type=positive_int, default=5, help="epochs of the fine-tuning")
+    parser.add_argument("--finetune_lr", type=float, default=2e-4, help="initial learning rate of the fine-tuning")
     add_device(parser)
     return parser
 
@@ -81,6 +93,27 @@ def world_is_ready(world: Path, seed: int, preset: str) -> bool:
         return False
     info = json.loads(manifest.read_text())
     return info.get("seed") == seed and info.get("preset") == preset
+
+
+def checkpoint_flags(paths: Dict[str, Path]) -> List[str]:
+    """train.py/test.py flags naming the four networks' files."""
+    return [a for net, flag in CHECKPOINT_FLAGS.items() for a in (f"--{flag}", str(paths[net]))]
+
+
+def labelled_world(world: Path, args: argparse.Namespace) -> Path:
+    """The "real" labelled frames: the KITTI layout and camera look of the test split, rendered
+    from another seed, so their drives (scenes, light, calibration) are not the test split's."""
+    labelled, seed = world / "labelled", args.seed + 1
+    manifest = labelled / "world.json"
+    if world_is_ready(labelled, seed, args.preset) and \
+            json.loads(manifest.read_text())["kitti"]["count"] >= args.finetune_frames:
+        print(f"=== labelled frames: reusing {labelled}")
+        return labelled
+    drives = -(-args.finetune_frames // LABELLED_FRAMES_PER_DRIVE)
+    run(["make_world.py", "--out_dir", str(labelled), "--seed", str(seed), "--preset", args.preset,
+         "--vkitti_worlds", "0", "--nyu_rooms", "0", "--style_images", "0", "--kitti_drives", str(drives),
+         "--kitti_frames", str(LABELLED_FRAMES_PER_DRIVE), "--quiet"], "render the labelled 'real' frames")
+    return labelled
 
 
 def metrics_of(eval_dir: Path) -> Dict[str, float]:
@@ -151,9 +184,9 @@ def main(argv=None) -> int:
 
     save_initial_networks(out / "untrained", args.seed)
     size = [str(v) for v in args.loadSize]
-    common = ["--syn_dataset", "VKITTI", "--syn_root", str(world / vkitti["root"]),
-              "--batchSize", str(args.batchSize), "--nThreads", str(args.nThreads), "--lr", str(args.lr),
-              "--lr_policy", args.lr_policy, "--seed", str(args.seed), "--device", args.device, "--log_freq", "10"]
+    synthetic = ["--syn_dataset", "VKITTI", "--syn_root", str(world / vkitti["root"])]
+    common = ["--batchSize", str(args.batchSize), "--nThreads", str(args.nThreads), "--lr_policy", args.lr_policy,
+              "--seed", str(args.seed), "--device", args.device, "--log_freq", "10"]
     ckpt = {}
     for (stage, name), epochs, images in zip(STAGES, args.epochs, args.train_images):
         train_list = subset_list(world / vkitti["list"], images, out / f"{name}_list.txt")
@@ -166,30 +199,47 @@ def main(argv=None) -> int:
             stage_args += ["--Shared_Struct_Encoder_path", str(ckpt["struct_encoder"]), "--loadSize", *size]
         if stage == STAGE_DSA_DP:
             stage_args += ["--Struct_Decoder_path", str(ckpt["struct_decoder"]), "--dsa_pretrained", "none"]
-        run(["train.py", *stage_args, *common], f"train {stage} ({epochs} epoch(s))")
+        run(["train.py", *stage_args, *synthetic, *common, "--lr", str(args.lr)], f"train {stage} ({epochs} epoch(s))")
         for net in NETWORKS:
             produced = out / name / f"{FILE_STEMS[net][0]}_{epochs}.pth"
             if produced.is_file():
                 ckpt[net] = produced
+
+    if args.finetune_frames:
+        labelled = labelled_world(world, args)
+        tuned = out / "finetune_real"
+        run(["train.py", "--train_stage", STAGE_FINETUNE_REAL, "--real_dataset", "KITTI",
+             "--real_root", str(labelled / "kitti"), "--real_datafile", str(labelled / "kitti" / "test.txt"),
+             "--num_labeled", str(args.finetune_frames), "--epochs", str(args.finetune_epochs),
+             *checkpoint_flags(ckpt),
+             "--loadSize", *size, "--checkpoint_dir", str(tuned), "--log_dir", str(out / "logs" / "finetune_real"),
+             *common, "--lr", str(args.finetune_lr)],
+            f"fine-tune on {args.finetune_frames} labelled frames ({args.finetune_epochs} epoch(s))")
+        tuned_ckpt = {**ckpt, **{net: tuned / f"{FILE_STEMS[net][0]}_{args.finetune_epochs}.pth"
+                                 for net in ("dsa", "depth_net")}}
 
     evaluation = ["--dataset", "KITTI", "--root", str(world / kitti["root"]),
                   "--test_datafile", str(world / kitti["list"]), "--loadSize", *size,
                   "--device", args.device, "--nThreads", str(args.nThreads)]
     run(["test.py", *evaluation, "--checkpoint_dir", str(out / "untrained"),
          "--out_dir", str(out / "eval_untrained")], "evaluate the untrained networks")
-    run(["test.py", *evaluation, "--Shared_Struct_Encoder_path", str(ckpt["struct_encoder"]),
-         "--Struct_Decoder_path", str(ckpt["struct_decoder"]), "--DSAModle_path", str(ckpt["dsa"]),
-         "--DepthNet_path", str(ckpt["depth_net"]), "--out_dir", str(out / "eval_trained"), "--vis"],
+    run(["test.py", *evaluation, *checkpoint_flags(ckpt), "--out_dir", str(out / "eval_trained"), "--vis"],
         "evaluate the trained networks")
 
     summary = {"untrained": metrics_of(out / "eval_untrained"), "trained": metrics_of(out / "eval_trained")}
+    if args.finetune_frames:
+        run(["test.py", *evaluation, *checkpoint_flags(tuned_ckpt), "--out_dir", str(out / "eval_finetuned")],
+            "evaluate the fine-tuned networks")
+        summary["finetuned"] = metrics_of(out / "eval_finetuned")
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     draw_overview(world, kitti, ckpt, tuple(args.loadSize), out / "overview.png")
 
     print(f"\n=== S2R-DepthNet on the sample world's KITTI-layout split ({kitti['count']} frames, "
           f"release protocol)")
-    for name in ("untrained", "trained"):
-        print(f"\n{name}:\n{format_table(summary[name], RELEASE_METRICS)}")
+    titles = {"untrained": "untrained", "trained": "trained (synthetic only)",
+              "finetuned": f"fine-tuned on {args.finetune_frames} labelled frames of other drives"}
+    for name in summary:
+        print(f"\n{titles[name]}:\n{format_table(summary[name], RELEASE_METRICS)}")
     print(f"\nwrote {out / 'summary.json'} and {out / 'overview.png'} "
           f"in {(time.perf_counter() - started) / 60:.1f} min")
     return 0

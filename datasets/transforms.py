@@ -8,10 +8,11 @@ of loader workers, or where in an epoch a resumed run starts.
 """
 import random
 from dataclasses import dataclass
-from typing import Tuple
+from typing import Sequence, Tuple
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 import torchvision.transforms.functional as TF
 from PIL import Image
 from torchvision.transforms import InterpolationMode
@@ -58,16 +59,38 @@ def augment_pair(rgb: Image.Image, depth: Image.Image, flags: AugmentFlags,
         rgb = TF.rotate(rgb, angle, InterpolationMode.BICUBIC)
         depth = TF.rotate(depth, angle, InterpolationMode.BICUBIC)
     depth_tensor = torch.from_numpy(np.array(depth, dtype=np.float32) * 2.0 - 1.0)[None]
-    if flags.color and rng.random() < 0.5:
+    return to_network_input(random_color_jitter(rgb, flags.color, rng)), depth_tensor
+
+
+def random_color_jitter(rgb: Image.Image, enabled: bool, rng: random.Random) -> Image.Image:
+    """With probability 0.5 (one draw, only when enabled): brightness, contrast and saturation
+    factors drawn in that order from U(0.8, 1.0) and applied in that order."""
+    if enabled and rng.random() < 0.5:
         brightness = rng.uniform(*JITTER_RANGE)
         contrast = rng.uniform(*JITTER_RANGE)
         saturation = rng.uniform(*JITTER_RANGE)
         rgb = TF.adjust_brightness(rgb, brightness)
         rgb = TF.adjust_contrast(rgb, contrast)
         rgb = TF.adjust_saturation(rgb, saturation)
-    return to_network_input(rgb), depth_tensor
+    return rgb
 
 
 def random_flip(img: Image.Image, enabled: bool, rng: random.Random) -> Image.Image:
     """Horizontal flip with probability 0.5 (one draw, only when enabled)."""
     return TF.hflip(img) if enabled and rng.random() < 0.5 else img
+
+
+def masked_resize(depth: torch.Tensor, valid: torch.Tensor, size: Sequence[int]) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Resize sparse ground truth as the release resizes dense ground truth (bilinear,
+    align_corners=True), with only the valid pixels taking part: the target is the bilinear
+    average of the valid neighbours, ``interp(d * m) / interp(m)``, and a pixel is valid where
+    ``interp(m) > 0``, i.e. where at least one of its neighbours is measured. For a full mask this
+    is the release's resize (up to float rounding); no measured depth is ever mixed with a hole.
+
+    ``depth`` and ``valid`` are (B, 1, H, W); returns the target and its 0/1 mask at ``size``."""
+    valid = valid.to(depth.dtype)
+    weight = F.interpolate(valid, size=tuple(size), mode="bilinear", align_corners=True)
+    total = F.interpolate(depth * valid, size=tuple(size), mode="bilinear", align_corners=True)
+    ok = weight > 0
+    target = torch.where(ok, total / torch.where(ok, weight, torch.ones_like(weight)), torch.zeros_like(total))
+    return target, ok.to(depth.dtype)

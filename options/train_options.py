@@ -3,10 +3,10 @@ seeding, devices, mixed precision, validation and the stage-1 (structure encoder
 import argparse
 from typing import List, Optional
 
-from constants import (DATASETS, DEFAULT_DRN_IMAGENET, STAGE_DSA_DP, STAGE_STRUCT_DECODER, STAGE_STRUCT_ENCODER,
-                       STAGES, TRAIN_LOAD_SIZE)
+from constants import (CHECKPOINT_FLAGS, DATASETS, DEFAULT_DRN_IMAGENET, DEPTH_SCALE, STAGE_DSA_DP,
+                       STAGE_FINETUNE_REAL, STAGE_STRUCT_DECODER, STAGE_STRUCT_ENCODER, STAGES, TRAIN_LOAD_SIZE)
 
-from .common import (HelpFormatter, add_device, check_load_size, load_size, non_negative_int,
+from .common import (HelpFormatter, add_device, check_load_size, load_size, non_negative_int, positive_float,
                      positive_int)
 
 STAGE1_MIN_SIZE = 64  # no depth network in stage 1, so its 96-pixel minimum does not apply
@@ -16,6 +16,7 @@ Train S2R-DepthNet on synthetic data, one stage at a time:
   {STAGE_STRUCT_ENCODER:<20} stage 1: the structure encoder, by structure/style image translation
   {STAGE_STRUCT_DECODER:<20} stage 2: structure decoder + depth network on a frozen structure encoder
   {STAGE_DSA_DP:<20} stage 3: DSA module + a fresh depth network on the frozen STE
+  {STAGE_FINETUNE_REAL:<20} (reconstructed) fine-tune DSA + DP of a trained network on labelled real images
 
 Every epoch writes the release's checkpoint files (struct_encoder_<e>.pth, struct_decoder_<e>.pth,
 dsa_modle_<e>.pth, depth_net_<e>.pth; epochs counted from 1) and last.pth, the full training state
@@ -43,8 +44,9 @@ def train_parser() -> argparse.ArgumentParser:
     data.add_argument("--syn_dataset", choices=("VKITTI", "SUNCG"), default="VKITTI",
                       help="VKITTI: 16-bit depth PNGs in cm, clipped at 80 m; SUNCG: the indoor layout "
                            "with 8-bit depth PNGs scaled by 1/255")
-    data.add_argument("--syn_root", required=True, help="root the list's paths are relative to")
-    data.add_argument("--syn_train_datafile", required=True,
+    data.add_argument("--syn_root", help=f"root the list's paths are relative to (required, except in "
+                                         f"{STAGE_FINETUNE_REAL} without --syn_weight)")
+    data.add_argument("--syn_train_datafile",
                       help="list file, one 'rgb_path depth_path' line per training pair")
     data.add_argument("--batchSize", type=positive_int, default=32, help="images per iteration and process")
     data.add_argument("--nThreads", type=non_negative_int, default=4,
@@ -98,6 +100,39 @@ def train_parser() -> argparse.ArgumentParser:
     stage1.add_argument("--gan_w", type=float, default=1.0, help="weight of the adversarial loss")
     stage1.add_argument("--style_dim", type=positive_int, default=8, help="length of the style code")
 
+    real = parser.add_argument_group(
+        f"fine-tuning on labelled real images ({STAGE_FINETUNE_REAL}; reconstructed, not in the release)",
+        "the four checkpoint flags name the trained networks to start from; the loss is the depth loss "
+        "on the measured pixels only")
+    real.add_argument("--real_dataset", choices=("KITTI", "pairs"), default="KITTI",
+                      help="KITTI: the release's KITTI lines 'left right calib_dir velodyne' in the raw "
+                           "layout; pairs: lines 'rgb_path depth_path' with 16-bit depth PNGs")
+    real.add_argument("--real_root", default=None, help="root the real list's paths are relative to")
+    real.add_argument("--real_datafile", default=None, help="list of the labelled real images")
+    real.add_argument("--kitti_gt", choices=("velodyne", "annotated"), default="velodyne",
+                      help="KITTI ground truth: the velodyne scan projected as test.py does, or KITTI's "
+                           "annotated depth PNGs (uint16 / 256 m) under --kitti_depth_root")
+    real.add_argument("--kitti_depth_root", default=None,
+                      help="folder of KITTI's data_depth_annotated archive ([train/|val/]<drive>/proj_depth/"
+                           "groundtruth/image_02/<frame>.png)")
+    real.add_argument("--depth_units", type=positive_float, default=None,
+                      help="pairs: PNG value per metre (256 for KITTI annotated depth, 1000 for NYUD-v2 "
+                           "millimetres, 100 for vKITTI centimetres); 0 marks unmeasured pixels")
+    real.add_argument("--real_max_depth", type=positive_float, default=DEPTH_SCALE["KITTI"],
+                      help=f"metres mapped to +1 (depth is clipped there and mapped by d / max * 2 - 1); "
+                           f"must be the scale test.py uses: {DEPTH_SCALE['KITTI']:g} for KITTI, "
+                           f"{DEPTH_SCALE['NYUD_V2']:g} for NYUD_V2")
+    real.add_argument("--num_labeled", type=non_negative_int, default=0,
+                      help="train on the first N lines of --real_datafile (0: all); the lines used are "
+                           "written to <checkpoint_dir>/labelled_list.txt")
+    real.add_argument("--labeled_seed", type=int, default=None,
+                      help="draw the --num_labeled lines at random with this seed instead of taking the first N")
+    real.add_argument("--syn_weight", type=float, default=0.0,
+                      help="mix in the synthetic set (--syn_root/--syn_train_datafile): one synthetic batch "
+                           "per real batch, its depth loss weighted by this (0: real images only)")
+    real.add_argument("--train_struct_decoder", action="store_true",
+                      help="also fine-tune the STE structure decoder (the STE encoder stays frozen)")
+
     run = parser.add_argument_group("run")
     run.add_argument("--checkpoint_dir", default="checkpoints",
                      help="where checkpoints, last.pth and args.json go")
@@ -135,6 +170,10 @@ def parse_train_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     else:
         check_load_size(parser, args, minimum=STAGE1_MIN_SIZE, why="the discriminators downsample three times")
     check_load_size(parser, args, "val_loadSize")
+    if (stage != STAGE_FINETUNE_REAL or args.syn_weight > 0) and not (args.syn_root and args.syn_train_datafile):
+        parser.error("the following arguments are required: --syn_root, --syn_train_datafile")
+    if stage == STAGE_FINETUNE_REAL:
+        _check_finetune(parser, args)
     if stage in (STAGE_STRUCT_DECODER, STAGE_DSA_DP) and not args.Shared_Struct_Encoder_path:
         parser.error(f"--train_stage {stage} needs --Shared_Struct_Encoder_path (the stage-1 encoder)")
     if stage == STAGE_DSA_DP and not args.Struct_Decoder_path:
@@ -147,3 +186,18 @@ def parse_train_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     if all(val) and stage == STAGE_STRUCT_ENCODER:
         parser.error(f"--val_* applies to the depth stages; {STAGE_STRUCT_ENCODER} predicts no depth")
     return args
+
+
+def _check_finetune(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    missing = [f"--{flag}" for flag in CHECKPOINT_FLAGS.values() if not getattr(args, flag)]
+    if missing:
+        parser.error(f"--train_stage {STAGE_FINETUNE_REAL} starts from trained networks: it needs "
+                     f"{', '.join(missing)}")
+    if not (args.real_root and args.real_datafile):
+        parser.error(f"--train_stage {STAGE_FINETUNE_REAL} needs --real_root and --real_datafile")
+    if args.real_dataset == "pairs" and args.depth_units is None:
+        parser.error("--real_dataset pairs needs --depth_units (PNG value per metre, e.g. 256 or 1000)")
+    if args.real_dataset == "KITTI" and args.kitti_gt == "annotated" and not args.kitti_depth_root:
+        parser.error("--kitti_gt annotated needs --kitti_depth_root")
+    if args.syn_weight < 0:
+        parser.error(f"--syn_weight must be >= 0, got {args.syn_weight:g}")

@@ -14,12 +14,13 @@ def test_demo_end_to_end(tmp_path):
     out = tmp_path / "run"
     cmd = [sys.executable, str(ROOT / "demo.py"), "--preset", "tiny", "--world_dir", str(tmp_path / "world"),
            "--out_dir", str(out), "--loadSize", "96", "128", "--train_images", "2", "2", "2",
-           "--batchSize", "1", "--epochs", "1", "1", "1", "--nThreads", "0"]
+           "--batchSize", "1", "--epochs", "1", "1", "1", "--nThreads", "0", "--finetune_frames", "2",
+           "--finetune_epochs", "1"]
     result = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
 
     summary = json.loads((out / "summary.json").read_text())
-    assert set(summary) == {"untrained", "trained"}
+    assert set(summary) == {"untrained", "trained", "finetuned"}
     for metrics in summary.values():
         assert set(metrics) == set(RELEASE_METRICS)
         assert 0 < metrics["abs_rel"] < 10 and 0 <= metrics["a1"] <= 1
@@ -27,14 +28,16 @@ def test_demo_end_to_end(tmp_path):
     assert (out / "stage1_struct_encoder" / "struct_encoder_1.pth").is_file()
     assert (out / "stage2_struct_decoder" / "struct_decoder_1.pth").is_file()
     assert (out / "stage3_dsa_dp" / "dsa_modle_1.pth").is_file()
+    assert (out / "finetune_real" / "labelled_list.txt").read_text().count("\n") == 2
     assert (out / "eval_trained" / "evalog.txt").is_file()
-    for name in ("untrained", "trained"):
+    for name in ("untrained", "trained", "finetuned"):
         logged = json.loads((out / f"eval_{name}" / "metrics.json").read_text())["metrics"]
         assert all(logged[k] == summary[name][k] for k in RELEASE_METRICS)
     with Image.open(out / "overview.png") as figure:
         assert figure.size[0] > figure.size[1] > 100
     # the printed before/after table names both runs
-    assert "untrained:" in result.stdout and "trained:" in result.stdout
+    for title in ("untrained:", "trained (synthetic only):", "fine-tuned on 2 labelled frames of other drives:"):
+        assert f"\n{title}\n" in result.stdout
 
 
 def test_world_reuse_and_training_subset(tmp_path):
@@ -56,6 +59,7 @@ def test_help_names_every_knob():
     """The README sends users to `python demo.py --help` for the sizes, counts and paths."""
     text = demo.demo_parser().format_help()
     for flag in ("--world_dir", "--out_dir", "--preset", "--loadSize", "--batchSize", "--train_images",
-                 "--ste_loadSize", "--epochs", "--lr", "--lr_policy", "--device"):
+                 "--ste_loadSize", "--epochs", "--lr", "--lr_policy", "--device", "--finetune_frames",
+                 "--finetune_epochs", "--finetune_lr"):
         assert flag in text
     assert "(default: 16 32 64)" in text and "(default: 0)" in text  # a default of 0 is shown too

@@ -14,6 +14,7 @@ import torch.nn as nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import Dataset
 
+from constants import STAGE_FINETUNE_REAL
 from datasets import AugmentFlags, ImageListDataset, SyntheticDepthDataset
 from models import DepthNet, S2RDepthNet, S2ROutput, StructDecoder, StructEncoder
 from options.train_options import DEFAULT_DRN_IMAGENET
@@ -364,4 +365,7 @@ STAGES = {"TrainStructEncoder": StructEncoderStage, "TrainStructDecoder": Struct
 def build_stage(args: argparse.Namespace, device: torch.device, dist: DistInfo, amp: MixedPrecision,
                 warn: Callable[[str], None]) -> Stage:
     """The stage of ``--train_stage``, its networks initialised or loaded as the flags say."""
+    if args.train_stage == STAGE_FINETUNE_REAL:
+        from .finetune import build_finetune_stage  # finetune.py builds on this module's classes
+        return build_finetune_stage(args, device, dist, amp, warn)
     return STAGES[args.train_stage](args, device, dist, amp, warn)

@@ -44,7 +44,8 @@ BEST_DIR = "best"
 # (optimiser and scheduler states), so a change is reported.
 RESUME_CHECKED_FLAGS = ("syn_dataset", "syn_root", "syn_train_datafile", "batchSize", "loadSize", "no_flip",
                         "no_rotation", "no_augment", "lr", "lr_decay_iters", "lambda_w", "hyper_w",
-                        "style_dim", "recon_x_w", "recon_c_w", "recon_s_w", "gan_w", "seed")
+                        "style_dim", "recon_x_w", "recon_c_w", "recon_s_w", "gan_w", "seed",
+                        "real_dataset", "real_root", "real_datafile", "num_labeled", "labeled_seed", "syn_weight")
 PLATEAU = {"factor": 0.5, "patience": 5, "threshold": 0.01}
 
 
