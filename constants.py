@@ -25,16 +25,13 @@ DATASETS = ("KITTI", "NYUD_V2")
 DEPTH_SCALE = {"KITTI": 80.0, "NYUD_V2": 8.0}
 VKITTI_MAX_DEPTH_CM = 8000.0
 NYU_DEPTH_UNITS = 1000.0  # NYUD-v2 test depth PNGs: millimetres
-<<<<<<< HEAD
 # The evaluation crop of each set (evaluation/protocol.py CROPS): Garg's on KITTI, none on NYU.
 EVAL_CROP = {"KITTI": "garg", "NYUD_V2": "none"}
-=======
 # KITTI's annotated depth (data_depth_annotated): uint16 PNGs, metres x 256, 0 = no measurement, in
 # <drive>/proj_depth/groundtruth/image_0X/<frame>.png, under the archive's train/ or val/ folder.
 KITTI_ANNOTATED_DEPTH_UNITS = 256.0
 KITTI_ANNOTATED_DIR = ("proj_depth", "groundtruth")
 KITTI_ANNOTATED_SPLITS = ("", "train", "val")
->>>>>>> wt-finetune
 
 # Network input sizes (H, W): the release's README commands for vKITTI/KITTI; NYU's test size.
 TRAIN_LOAD_SIZE = (192, 640)

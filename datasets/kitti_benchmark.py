@@ -6,13 +6,12 @@ from typing import Optional, Sequence
 import numpy as np
 from PIL import Image
 
-from constants import DEPTH_SCALE, EVAL_CROP, LOAD_SIZE
+from constants import DEPTH_SCALE, EVAL_CROP, KITTI_ANNOTATED_DEPTH_UNITS, KITTI_ANNOTATED_DIR, LOAD_SIZE
 
 from .common import DatasetError, load_depth_png, open_image, read_list
 from .evalset import EvalSet
 from .groundtruth import EvalDataset
 
-KITTI_DEPTH_UNITS = 256.0   # annotated depth PNGs: uint16, metres x 256, 0 = no measurement
 CAMERAS = {"l": "image_02", "r": "image_03"}
 
 
@@ -38,7 +37,7 @@ class KITTIBenchmark(EvalDataset):
         name = f"{int(frame):010d}.png"
         drive = os.path.join(self.root, folder)
         image = os.path.join(drive, CAMERAS[side], "data", name)
-        gt = os.path.join(drive, "proj_depth", "groundtruth", CAMERAS[side], name)
+        gt = os.path.join(drive, *KITTI_ANNOTATED_DIR, CAMERAS[side], name)
         for path in (image, gt) if self.cache is None else (image,):
             if not os.path.isfile(path):
                 raise DatasetError(f"{entry.where()}: file not found: {path}")
@@ -48,7 +47,7 @@ class KITTIBenchmark(EvalDataset):
         return open_image(self.files[i][0], self.entries[i])
 
     def compute_ground_truth(self, i: int) -> np.ndarray:
-        return load_depth_png(self.files[i][1], KITTI_DEPTH_UNITS, self.entries[i])
+        return load_depth_png(self.files[i][1], KITTI_ANNOTATED_DEPTH_UNITS, self.entries[i])
 
     def frame_path(self, i: int) -> str:
         return self.files[i][0]
