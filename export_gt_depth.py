@@ -12,7 +12,7 @@ import sys
 from tqdm import tqdm
 
 from datasets.kitti import GTCache, KITTIEigenTest
-from options.common import HelpFormatter
+from options.common import HelpFormatter, output_file
 from utils.errors import exit_on_user_error
 
 
@@ -21,7 +21,8 @@ def main(argv=None) -> int:
     parser.add_argument("--root", required=True, help="KITTI raw root the list paths are relative to")
     parser.add_argument("--test_datafile", required=True,
                         help="Eigen-style list: 'left right calib_dir velodyne' per line")
-    parser.add_argument("--output", required=True, help="the .npz file to write")
+    parser.add_argument("--output", type=output_file, required=True,
+                        help="the .npz file to write (missing folders are created; an older file is replaced)")
     args = parser.parse_args(argv)
 
     dataset = KITTIEigenTest(args.root, args.test_datafile)

@@ -11,14 +11,14 @@ from pathlib import Path
 import numpy as np
 
 from datasets.common import open_image
-from options.common import check_load_size
+from options.common import check_depth_range, check_load_size
 from options.test_options import test_parser
 from utils.checkpoint import checkpoint_paths, load_s2r
 from inference.depth_io import DepthWriter, comparison_figure, save_rgb
-from utils.errors import exit_on_user_error
+from utils.errors import UserError, exit_on_user_error
 from constants import DEPTH_SCALE
 from evaluation.loop import build_test_dataset, evaluate, make_loader
-from evaluation.results import summary, write_results
+from evaluation.results import non_finite_metrics, summary, write_results
 from inference.modes import prepare_model, resolve_inference_mode
 from evaluation.protocol import default_protocol
 from utils.runtime import resolve_device
@@ -28,6 +28,7 @@ def main(argv=None) -> int:
     parser = test_parser()
     args = parser.parse_args(argv)
     check_load_size(parser, args)
+    check_depth_range(parser, args)
     device = resolve_device(args.device)
     mode = resolve_inference_mode(args.inference_mode, device)
     protocol = default_protocol(args.dataset, crop=args.crop, min_depth=args.min_depth,
@@ -56,6 +57,10 @@ def main(argv=None) -> int:
     loader = make_loader(dataset, args.batchSize, args.nThreads, device)
     on_frame = save_frame if args.save_pred or args.vis else None
     result = evaluate(model, loader, protocol, DEPTH_SCALE[args.dataset], device, args.post_process, on_frame)
+    if non_finite_metrics(result.metrics):
+        raise UserError(f"the metrics {', '.join(non_finite_metrics(result.metrics))} are not finite: the "
+                        f"network predicted NaN or infinite depth (checkpoints {', '.join(map(str, paths.values()))}, "
+                        f"--inference_mode {mode.name}); no results were written")
     write_results(out_dir, result, protocol, {
         "dataset": args.dataset, "post_process": args.post_process, "inference_mode": mode.name,
         "checkpoints": {k: str(v) for k, v in paths.items()}})

@@ -2,7 +2,7 @@
 import argparse
 
 from .common import (HelpFormatter, add_checkpoints, add_cmap, add_device, add_inference_mode, add_protocol,
-                     load_size, non_negative_int, positive_int)
+                     load_size, non_negative_int, output_dir, positive_int)
 
 
 def test_parser() -> argparse.ArgumentParser:
@@ -20,7 +20,7 @@ def test_parser() -> argparse.ArgumentParser:
     parser.add_argument("--batchSize", type=positive_int, default=1, help="images per forward pass")
     parser.add_argument("--nThreads", type=non_negative_int, default=2, help="data-loading worker processes")
     load_size(parser, None, "network input size (default: 192 640 for KITTI, 192 256 for NYUD_V2)")
-    parser.add_argument("--out_dir", default="results", help="where evalog.txt, metrics.json and outputs go")
+    parser.add_argument("--out_dir", type=output_dir, default="results", help="where evalog.txt, metrics.json and outputs go")
     parser.add_argument("--save_pred", action="store_true",
                         help="write each prediction as <out_dir>/pred/<name>_depth.npy (metres) and a "
                              "coloured PNG")
