@@ -12,6 +12,8 @@
    <out_dir>/overview.png.
 
 Every step runs the same command a user would type; each command line is printed before it runs.
+A rerun retrains into the same folders: the stages pass train.py --overwrite, so the previous demo's
+last.pth files are replaced (its logs gain a second run's events).
 """
 import argparse
 import json
@@ -27,7 +29,8 @@ import numpy as np
 from constants import (CHECKPOINT_FLAGS, FILE_STEMS, NETWORKS, RELEASE_METRICS, STAGE_DSA_DP, STAGE_FINETUNE_REAL,
                        STAGE_STRUCT_DECODER, STAGE_STRUCT_ENCODER)
 from evaluation.results import format_table
-from options.common import HelpFormatter, add_device, check_load_size, load_size, non_negative_int, positive_int
+from options.common import (HelpFormatter, add_device, check_load_size, load_size, non_negative_int, output_dir,
+                            positive_float, positive_int, seed)
 from utils.checkpoint import save_initial_networks
 
 ROOT = Path(__file__).resolve().parent
@@ -39,10 +42,11 @@ LABELLED_FRAMES_PER_DRIVE = 4
 
 def demo_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
-    parser.add_argument("--world_dir", default="data/world", help="where the sample world is (or goes)")
+    parser.add_argument("--world_dir", type=output_dir, default="data/world", help="where the sample world is (or goes)")
     parser.add_argument("--preset", choices=("default", "tiny"), default="default", help="sample-world size")
-    parser.add_argument("--out_dir", default="runs/demo", help="checkpoints, logs, evaluations and figures")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the world and of every training stage")
+    parser.add_argument("--out_dir", type=output_dir, default="runs/demo",
+                        help="checkpoints, logs, evaluations and figures")
+    parser.add_argument("--seed", type=seed, default=0, help="seed of the world and of every training stage")
     load_size(parser, [96, 320], "network input size H W for training and evaluation")
     parser.add_argument("--batchSize", type=positive_int, default=2,
                         help="training batch size of every stage (on a CPU, more small steps learn more than "
@@ -54,7 +58,7 @@ def demo_parser() -> argparse.ArgumentParser:
                         help="image size of the structure-encoder stage (its translation networks are the "
                              "costliest part; the encoder is fully convolutional, so it transfers)")
     parser.add_argument("--nThreads", type=non_negative_int, default=1, help="data-loading workers")
-    parser.add_argument("--lr", type=float, default=5e-4, help="initial learning rate of every stage")
+    parser.add_argument("--lr", type=positive_float, default=5e-4, help="initial learning rate of every stage")
     parser.add_argument("--lr_policy", choices=("step", "plateau", "lambda"), default="lambda",
                         help="learning-rate schedule (lambda: linear decay to 0, which settles the "
                              "BatchNorm statistics of such a short run)")
@@ -191,7 +195,8 @@ def main(argv=None) -> int:
     for (stage, name), epochs, images in zip(STAGES, args.epochs, args.train_images):
         train_list = subset_list(world / vkitti["list"], images, out / f"{name}_list.txt")
         stage_args = ["--train_stage", stage, "--epochs", str(epochs), "--syn_train_datafile", str(train_list),
-                      "--checkpoint_dir", str(out / name), "--log_dir", str(out / "logs" / name)]
+                      "--checkpoint_dir", str(out / name), "--log_dir", str(out / "logs" / name),
+                      "--overwrite"]  # a rerun retrains each stage from scratch in its own folders
         if stage == STAGE_STRUCT_ENCODER:
             stage_args += ["--style_root", str(world / style["root"]), "--style_datafile", str(world / style["list"]),
                            "--loadSize", *map(str, args.ste_loadSize)]

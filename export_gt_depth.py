@@ -14,7 +14,7 @@ from tqdm import tqdm
 
 from datasets.kitti import GTCache
 from datasets.registry import build_eval_dataset, eval_sets
-from options.common import HelpFormatter
+from options.common import HelpFormatter, output_file
 from utils.errors import exit_on_user_error
 
 
@@ -25,7 +25,8 @@ def main(argv=None) -> int:
     parser.add_argument("--root", required=True, help="dataset root the list paths are relative to")
     parser.add_argument("--test_datafile", required=True,
                         help="the set's list (KITTI: 'left right calib_dir velodyne' per line)")
-    parser.add_argument("--output", required=True, help="the .npz file to write")
+    parser.add_argument("--output", type=output_file, required=True,
+                        help="the .npz file to write (missing folders are created; an older file is replaced)")
     args = parser.parse_args(argv)
 
     dataset = build_eval_dataset(args.dataset, args.root, args.test_datafile)

@@ -17,14 +17,14 @@ from datasets.registry import get_eval_set, help_entries
 from evaluation.external import PredictionSource
 from evaluation.loop import build_test_dataset, make_loader, network_frames, saved_frames, score
 from evaluation.protocol import ALIGNMENTS, PRESETS, Protocol, default_protocol
-from evaluation.results import EvalResult, summary, write_results
+from evaluation.results import EvalResult, non_finite_metrics, summary, write_results
 from evaluation.suite import read_suite, write_table
 from inference.depth_io import DepthWriter, comparison_figure, save_rgb
 from inference.modes import prepare_model, resolve_inference_mode
 from options.common import check_load_size
 from options.test_options import test_parser
 from utils.checkpoint import checkpoint_paths, load_s2r
-from utils.errors import exit_on_user_error
+from utils.errors import UserError, exit_on_user_error
 from utils.runtime import resolve_device
 
 ROOT = Path(__file__).resolve().parent
@@ -43,7 +43,11 @@ def protocol_of(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Pr
              "alignment": "none" if args.no_median_scaling else args.alignment,
              "clip_after_scaling": args.clip_after_scaling}
     overrides.update({k: v for k, v in flags.items() if v is not None})
-    return default_protocol(args.dataset, **overrides)
+    protocol = default_protocol(args.dataset, **overrides)
+    if protocol.min_depth >= protocol.max_depth:
+        parser.error(f"--min_depth {protocol.min_depth:g} must be below --max_depth {protocol.max_depth:g}"
+                     f"{'' if args.max_depth is not None else f' (the {args.dataset} default)'}")
+    return protocol
 
 
 def list_file_of(parser: argparse.ArgumentParser, args: argparse.Namespace) -> str:
@@ -100,6 +104,13 @@ def evaluate_one(parser: argparse.ArgumentParser, args: argparse.Namespace) -> T
                  "checkpoints": {k: str(v) for k, v in paths.items()}}
     on_frame = save_frame if args.save_pred or args.vis else None
     result = score(frames, protocol, on_frame, total=len(loader))
+    bad = non_finite_metrics(result.metrics)
+    if bad:
+        source = (f"the predictions in {args.pred_dir}" if args.pred_dir else
+                  f"the network ({', '.join(extra['checkpoints'].values())}, --inference_mode "
+                  f"{extra['inference_mode']})")
+        raise UserError(f"the metrics {', '.join(bad)} are not finite: {source} gave NaN or infinite depth; "
+                        f"no results were written")
     write_results(out_dir, result, protocol, {"dataset": args.dataset, **extra})
     print(summary(result, protocol))
     print(f"wrote {out_dir / 'evalog.txt'} and {out_dir / 'metrics.json'}")

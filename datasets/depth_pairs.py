@@ -22,7 +22,6 @@ from .common import to_network_input
 from .transforms import AugmentFlags, masked_resize, random_color_jitter
 from .vkitti import _EpochSeeded
 
-DEPTH_PNG_MODES = ("I;16", "I;16B", "I;16L", "I")
 
 
 def select_labelled(entries: Sequence[ListEntry], count: int, seed: Optional[int] = None) -> List[ListEntry]:
@@ -34,16 +33,6 @@ def select_labelled(entries: Sequence[ListEntry], count: int, seed: Optional[int
         return list(entries[:count])
     picked = random.Random(f"labelled:{seed}").sample(range(len(entries)), count)
     return [entries[i] for i in sorted(picked)]
-
-
-def read_depth_png(path: str, units: float, entry: ListEntry) -> np.ndarray:
-    """A 16-bit depth PNG as float64 metres (``value / units``); any other bit depth is an error,
-    since scaling it anyway would train on wrong distances."""
-    depth = open_image(path, entry, mode=None)
-    if depth.mode not in DEPTH_PNG_MODES:
-        raise DatasetError(f"{entry.where()}: depth image {path} has PIL mode {depth.mode!r}; expected a "
-                           f"16-bit PNG (value / {units:g} = metres, 0 = no measurement)")
-    return load_depth_png(path, units, entry)
 
 
 class LabelledDepthDataset(_EpochSeeded):
@@ -114,4 +103,4 @@ class DepthPairs(LabelledDepthDataset):
 
     def ground_truth(self, index: int, size: Sequence[int]) -> np.ndarray:
         entry = self.entries[index]
-        return read_depth_png(resolve(self.root, entry.fields[1]), self.depth_units, entry)
+        return load_depth_png(resolve(self.root, entry.fields[1]), self.depth_units, entry)

@@ -1,7 +1,7 @@
 """DRIVINGSTEREO: the DrivingStereo test frames (Yang et al., CVPR 2019), half or full size, with the
 dataset's depth maps, or its disparity maps turned into depth with the sequence's calibration."""
 import os
-from typing import Optional, Sequence
+from typing import Sequence
 
 import numpy as np
 from PIL import Image

@@ -13,6 +13,7 @@ from .common import (DatasetError, ListEntry, image_size, open_image, read_list,
                      resolve, to_network_input)
 from .evalset import EvalSet
 
+VELODYNE_POINT_BYTES = 16  # x, y, z, reflectance as float32
 
 
 def read_calib_file(path: str) -> Dict[str, np.ndarray]:
@@ -33,33 +34,52 @@ def read_calib_file(path: str) -> Dict[str, np.ndarray]:
     return data
 
 
-def velo_to_image_matrix(calib_dir: str, cam: int = 2) -> np.ndarray:
-    """P = P_rect_0{cam} · R_rect_00 · [R|T]_velo→cam, a 3x4 float64 matrix."""
+def calib_entry(calib: Dict[str, np.ndarray], key: str, shape: Sequence[int], path: str) -> np.ndarray:
+    """``calib[key]`` reshaped to ``shape``; a missing key or a wrong number of values names both."""
+    if key not in calib:
+        raise DatasetError(f"malformed KITTI calibration {path}: no numeric {key!r} line")
+    values = calib[key]
+    if values.size != int(np.prod(shape)):
+        raise DatasetError(f"malformed KITTI calibration {path}: {key!r} has {values.size} values, "
+                           f"expected {int(np.prod(shape))}")
+    return values.reshape(shape)
+
+
+def velo_to_image_matrix(calib_dir: str, cam: int = 2, image_shape: Optional[Sequence[int]] = None,
+                         image: str = "the image") -> np.ndarray:
+    """P = P_rect_0{cam} · R_rect_00 · [R|T]_velo→cam, a 3x4 float64 matrix. With ``image_shape``
+    (H, W) of ``image``, the calibration's S_rect_0{cam} must be that size: P_rect holds for it only."""
     cam2cam_path = os.path.join(calib_dir, "calib_cam_to_cam.txt")
     velo2cam_path = os.path.join(calib_dir, "calib_velo_to_cam.txt")
     cam2cam = read_calib_file(cam2cam_path)
     velo2cam = read_calib_file(velo2cam_path)
-    try:
-        velo_to_cam = np.eye(4)
-        velo_to_cam[:3, :3] = velo2cam["R"].reshape(3, 3)
-        velo_to_cam[:3, 3] = velo2cam["T"].reshape(3)
-        rect = np.eye(4)
-        rect[:3, :3] = cam2cam["R_rect_00"].reshape(3, 3)
-        p_rect = cam2cam[f"P_rect_0{cam}"].reshape(3, 4)
-    except (KeyError, ValueError) as exc:
-        raise DatasetError(f"malformed KITTI calibration in {calib_dir}: missing or bad {exc}") from exc
+    velo_to_cam = np.eye(4)
+    velo_to_cam[:3, :3] = calib_entry(velo2cam, "R", (3, 3), velo2cam_path)
+    velo_to_cam[:3, 3] = calib_entry(velo2cam, "T", (3,), velo2cam_path)
+    rect = np.eye(4)
+    rect[:3, :3] = calib_entry(cam2cam, "R_rect_00", (3, 3), cam2cam_path)
+    p_rect = calib_entry(cam2cam, f"P_rect_0{cam}", (3, 4), cam2cam_path)
+    if image_shape is not None:
+        w, h = calib_entry(cam2cam, f"S_rect_0{cam}", (2,), cam2cam_path)
+        if (round(h), round(w)) != tuple(image_shape):
+            raise DatasetError(f"{image} is {image_shape[1]}x{image_shape[0]} but {cam2cam_path} calibrates "
+                               f"S_rect_0{cam} = {round(w)}x{round(h)}; its P_rect_0{cam} does not hold for "
+                               f"this image (was it resized?)")
     return p_rect @ rect @ velo_to_cam
 
 
 def load_velodyne_points(path: str) -> np.ndarray:
     """A KITTI .bin scan as homogeneous float32 points (N, 4): x, y, z, 1."""
     try:
+        size = os.path.getsize(path)
         raw = np.fromfile(path, dtype=np.float32)
     except OSError as exc:
         raise DatasetError(f"cannot read velodyne scan {path}: {exc}") from exc
-    if raw.size % 4:
+    if size == 0:
+        raise DatasetError(f"velodyne scan {path} is empty")
+    if size % VELODYNE_POINT_BYTES:
         raise DatasetError(f"velodyne scan {path} is not a float32 N x 4 array "
-                           f"({raw.size * 4} bytes is not a multiple of 16)")
+                           f"({size} bytes is not a multiple of {VELODYNE_POINT_BYTES})")
     points = raw.reshape(-1, 4)
     points[:, 3] = 1.0
     return points
@@ -97,9 +117,12 @@ def project_to_depth(points: np.ndarray, proj: np.ndarray, shape: Sequence[int])
     return depth.reshape(h, w)
 
 
-def generate_depth_map(calib_dir: str, velo_path: str, shape: Sequence[int], cam: int = 2) -> np.ndarray:
-    """Ground-truth depth of camera ``cam`` from one velodyne scan (docs/release.md §2.2)."""
-    return project_to_depth(load_velodyne_points(velo_path), velo_to_image_matrix(calib_dir, cam), shape)
+def generate_depth_map(calib_dir: str, velo_path: str, shape: Sequence[int], cam: int = 2,
+                       image: str = "the image") -> np.ndarray:
+    """Ground-truth depth of camera ``cam`` from one velodyne scan (docs/release.md §2.2), for
+    ``image`` of the calibrated size ``shape`` (H, W)."""
+    proj = velo_to_image_matrix(calib_dir, cam, shape, image)
+    return project_to_depth(load_velodyne_points(velo_path), proj, shape)
 
 
 class GTCache:
@@ -150,12 +173,17 @@ class GTCache:
         index = [np.flatnonzero(f) for f in flat]
         offsets = np.zeros(len(flat) + 1, dtype=np.int64)
         offsets[1:] = np.cumsum([len(i) for i in index])
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         tmp = f"{path}.tmp.npz"
-        np.savez(tmp, lines=np.array(lines), shapes=np.array([d.shape for d in depths], dtype=np.int64),
-                 offsets=offsets,
-                 index=np.concatenate(index).astype(np.int64) if index else np.zeros(0, np.int64),
-                 depth=np.concatenate([f[i] for f, i in zip(flat, index)]) if index else np.zeros(0))
-        os.replace(tmp, path)
+        try:
+            np.savez(tmp, lines=np.array(lines), shapes=np.array([d.shape for d in depths], dtype=np.int64),
+                     offsets=offsets,
+                     index=np.concatenate(index).astype(np.int64) if index else np.zeros(0, np.int64),
+                     depth=np.concatenate([f[i] for f, i in zip(flat, index)]) if index else np.zeros(0))
+            os.replace(tmp, path)
+        finally:  # an interrupted write leaves neither a torn cache nor its temporary file
+            if os.path.exists(tmp):
+                os.remove(tmp)
 
 
 class KITTIEigenTest(Dataset):
@@ -184,7 +212,7 @@ class KITTIEigenTest(Dataset):
             return self.cache[i]
         left, _, calib, velo = (resolve(self.root, f) for f in entry.fields)
         try:
-            return generate_depth_map(calib, velo, image_size(left, entry))
+            return generate_depth_map(calib, velo, image_size(left, entry), image=f"image {left}")
         except DatasetError as exc:
             raise DatasetError(f"{entry.where()}: {exc}") from exc
 

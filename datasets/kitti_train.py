@@ -15,8 +15,8 @@ import numpy as np
 from constants import (DEPTH_SCALE, KITTI_ANNOTATED_DEPTH_UNITS, KITTI_ANNOTATED_DIR, KITTI_ANNOTATED_SPLITS,
                        TRAIN_LOAD_SIZE)
 
-from .common import DatasetError, ListEntry, read_list, resolve
-from .depth_pairs import LabelledDepthDataset, read_depth_png, select_labelled
+from .common import DatasetError, ListEntry, load_depth_png, read_list, resolve
+from .depth_pairs import LabelledDepthDataset, select_labelled
 from .kitti import generate_depth_map
 from .transforms import AugmentFlags
 
@@ -70,7 +70,7 @@ class KITTITrain(LabelledDepthDataset):
     def ground_truth(self, index: int, size: Sequence[int]) -> np.ndarray:
         entry = self.entries[index]
         if self.gt == "annotated":
-            return read_depth_png(self.depth_paths[index], KITTI_ANNOTATED_DEPTH_UNITS, entry)
+            return load_depth_png(self.depth_paths[index], KITTI_ANNOTATED_DEPTH_UNITS, entry)
         _, _, calib, velo = (resolve(self.root, f) for f in entry.fields)
         try:
             return generate_depth_map(calib, velo, size)

@@ -25,8 +25,10 @@ class NYUDv2Test(Dataset):
         entry = self.entries[i]
         rgb_path, depth_path = (resolve(self.root, f) for f in entry.fields)
         img = open_image(rgb_path, entry)
-        return {"image": to_network_input(resize_image(img, self.load_size)),
-                "depth": load_depth_png(depth_path, NYU_DEPTH_UNITS, entry), "index": i, "path": rgb_path}
+        depth = load_depth_png(depth_path, NYU_DEPTH_UNITS, entry, (img.height, img.width),
+                               "NYUD-v2 depth must be a 16-bit PNG in millimetres")
+        return {"image": to_network_input(resize_image(img, self.load_size)), "depth": depth, "index": i,
+                "path": rgb_path}
 
 
 EVAL_SET = EvalSet(

@@ -5,20 +5,20 @@ Every random draw of a sample comes from ``sample_rng(seed, epoch, index)``; cal
 before each epoch (before the loader's workers start) so each epoch augments differently.
 """
 import random
-from typing import Sequence
+from typing import Sequence, Tuple
 
 from PIL import Image
 from torch.utils.data import Dataset
 
 from constants import TRAIN_LOAD_SIZE
 
-from .common import (DatasetError, ListEntry, open_image, read_list, resize_image, resolve,
-                     to_network_input)
+from .common import (SIXTEEN_BIT_MODES, ListEntry, check_depth_image, open_image, read_list, resize_image,
+                     resolve, to_network_input)
 from .transforms import AugmentFlags, augment_pair, random_flip, suncg_depth_to_unit, vkitti_depth_to_unit
 
 # PIL modes of the depth PNGs each layout stores, and how they become [0, 1].
 DEPTH_FORMATS = {
-    "VKITTI": (("I;16", "I;16B", "I;16L", "I"), "a 16-bit PNG in centimetres", vkitti_depth_to_unit),
+    "VKITTI": (SIXTEEN_BIT_MODES, "a 16-bit PNG in centimetres", vkitti_depth_to_unit),
     "SUNCG": (("L",), "an 8-bit PNG", suncg_depth_to_unit),
 }
 
@@ -71,21 +71,20 @@ class SyntheticDepthDataset(_EpochSeeded):
         self.flags = flags
         self.entries = read_list(list_file, 2, root=root, check_fields=(0, 1))
 
-    def load_depth(self, path: str, entry: ListEntry) -> Image.Image:
-        """The depth PNG resized to ``load_size`` and mapped to [0, 1]; a wrong bit depth is an error,
-        since scaling it anyway would train on silently wrong distances."""
+    def load_depth(self, path: str, image_size_hw: Tuple[int, int], entry: ListEntry) -> Image.Image:
+        """The depth PNG resized to ``load_size`` and mapped to [0, 1]; a wrong bit depth or size is an
+        error, since using it anyway would train on silently wrong distances."""
         modes, description, to_unit = DEPTH_FORMATS[self.dataset]
         depth = open_image(path, entry, mode=None)
-        if depth.mode not in modes:
-            raise DatasetError(f"{entry.where()}: depth image {path} has PIL mode {depth.mode!r}; "
-                               f"{self.dataset} depth must be {description}")
+        check_depth_image(depth, path, image_size_hw, modes, f"{self.dataset} depth must be {description}", entry)
         return to_unit(resize_image(depth, self.load_size))
 
     def __getitem__(self, index: int) -> dict:
         entry = self.entries[index]
         rgb_path, depth_path = (resolve(self.root, f) for f in entry.fields)
-        rgb = resize_image(open_image(rgb_path, entry), self.load_size)
-        depth = self.load_depth(depth_path, entry)
+        rgb = open_image(rgb_path, entry)
+        depth = self.load_depth(depth_path, (rgb.height, rgb.width), entry)
+        rgb = resize_image(rgb, self.load_size)
         image, depth = augment_pair(rgb, depth, self.flags, self.rng(index))
         return {"image": image, "depth": depth, "index": index}
 

@@ -1,6 +1,7 @@
 """What an evaluation writes and prints: the release's ``evalog.txt``, ``metrics.json`` at full
 precision, and the console table."""
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +22,11 @@ class EvalResult:
     n_images: int
     iterations: int  # loader batches, which the release's evalog.txt counts
     skipped: List[int] = field(default_factory=list)  # indices without a valid GT pixel
+
+
+def non_finite_metrics(metrics: Dict[str, float]) -> List[str]:
+    """Names of the metrics that are NaN or infinite: a result that must not be reported."""
+    return [name for name, value in metrics.items() if not math.isfinite(value)]
 
 
 def evalog_text(metrics: Dict[str, float], iterations: int) -> str:

@@ -3,6 +3,10 @@
 Flag names follow the release (including its spellings) so that its README commands work unchanged.
 """
 import argparse
+import math
+import os
+import re
+from pathlib import Path
 from typing import Mapping
 
 import matplotlib
@@ -51,11 +55,86 @@ def check_load_size(parser: argparse.ArgumentParser, args: argparse.Namespace, f
                      f"least {minimum} ({why})")
 
 
+# NumPy's legacy seeding (np.random.seed, used by every command) takes 0 <= seed < 2**32; torch takes
+# more, so NumPy's range is the one every seed flag accepts.
+MAX_SEED = 2 ** 32 - 1
+DEVICE_PATTERN = re.compile(r"auto|cpu|cuda(:\d+)?")
+
+
+def finite_float(text: str) -> float:
+    """A float that is a number: 'nan' and 'inf' parse as floats but mean no setting."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text}")
+    return value
+
+
 def positive_float(text: str) -> float:
-    value = float(text)
+    value = finite_float(text)
     if not value > 0:
         raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
     return value
+
+
+def non_negative_float(text: str) -> float:
+    value = finite_float(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    return value
+
+
+def seed(text: str) -> int:
+    value = int(text)
+    if not 0 <= value <= MAX_SEED:
+        raise argparse.ArgumentTypeError(f"must be an integer in 0..{MAX_SEED} (what NumPy's seeding "
+                                         f"accepts), got {text}")
+    return value
+
+
+def device_name(text: str) -> str:
+    """'auto', 'cpu', 'cuda' or 'cuda:N'; whether the machine has that device is checked when it is
+    opened (utils/runtime.resolve_device), before any work."""
+    if not DEVICE_PATTERN.fullmatch(text):
+        raise argparse.ArgumentTypeError(f"expected auto, cpu, cuda or cuda:N, got {text!r}")
+    return text
+
+
+def _writable_place(path: Path) -> str:
+    """Why files cannot be created at ``path`` (which need not exist yet), or '' when they can.
+    Missing folders on the way are fine: the commands create them (as mkdir -p does)."""
+    ancestor = path.absolute()
+    while not ancestor.exists():
+        if ancestor.is_symlink():
+            return f"{ancestor} is a broken symbolic link"
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        return f"{ancestor} is a regular file, not a folder" if ancestor == path.absolute() else \
+            f"it lies under {ancestor}, which is a regular file, not a folder"
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        return f"the folder {ancestor} is not writable"
+    return ""
+
+
+def output_dir(text: str) -> str:
+    """A folder a command writes into: existing, or creatable with its missing parents."""
+    problem = _writable_place(Path(text))
+    if problem:
+        raise argparse.ArgumentTypeError(f"cannot write into {text}: {problem}")
+    return text
+
+
+def output_file(text: str) -> str:
+    """A file a command writes (replacing an older one); missing parent folders are created."""
+    path = Path(text)
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is a folder; name the file to write")
+    problem = _writable_place(path.parent)
+    if problem:
+        raise argparse.ArgumentTypeError(f"cannot write {text}: {problem}")
+    return text
 
 
 def colormap(text: str) -> str:
@@ -80,7 +159,7 @@ def add_inference_mode(parser: argparse.ArgumentParser) -> None:
 
 
 def add_device(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--device", default="auto",
+    parser.add_argument("--device", type=device_name, default="auto",
                         help="'auto' (CUDA when available, else CPU), 'cpu', 'cuda' or 'cuda:N'")
 
 
@@ -112,8 +191,8 @@ def add_protocol(parser: argparse.ArgumentParser, presets: Mapping[str, str],
                        help="a named protocol: " + "; ".join(f"{k}: {v}" for k, v in presets.items()))
     group.add_argument("--crop", choices=("garg", "eigen", "eigen_nyu", "cityscapes", "none"), default=None,
                        help="evaluation crop (default: the set's: garg for KITTI, none for NYUD_V2)")
-    group.add_argument("--min_depth", type=float, default=1e-3, help="lower depth bound in metres")
-    group.add_argument("--max_depth", type=float, default=None,
+    group.add_argument("--min_depth", type=positive_float, default=1e-3, help="lower depth bound in metres")
+    group.add_argument("--max_depth", type=positive_float, default=None,
                        help="upper depth bound in metres (default: the set's: 80 for KITTI, 8 for NYUD_V2; "
                             "monodepth2's 50 m cap is --max_depth 50)")
     group.add_argument("--alignment", choices=tuple(alignments), default=None,

@@ -2,7 +2,8 @@
 import argparse
 
 from .common import (HelpFormatter, add_checkpoints, add_cmap, add_device, add_inference_mode,
-                     check_load_size, load_size, non_negative_int, positive_float, positive_int)
+                     check_load_size, finite_float, load_size, non_negative_int, output_dir, positive_float,
+                     positive_int)
 
 INTRINSICS_FLAGS = ("fx", "fy", "cx", "cy")
 
@@ -17,7 +18,7 @@ def infer_parser() -> argparse.ArgumentParser:
     parser.add_argument("--input", nargs="+", required=True, metavar="PATH",
                         help="image files, folders (their image files) or quoted glob patterns "
                              "('frames/**/*.png')")
-    parser.add_argument("--out_dir", "--output_dir", dest="out_dir", required=True,
+    parser.add_argument("--out_dir", "--output_dir", dest="out_dir", type=output_dir, required=True,
                         help="where the outputs go (created if needed)")
     load_size(parser, [192, 640], "network input size; every image is resized to it (bicubic) and the "
                                   "depth resized back to the image's own size; 192 256 suits NYU-like images")
@@ -37,9 +38,9 @@ def infer_parser() -> argparse.ArgumentParser:
 
     out = parser.add_argument_group("outputs")
     add_cmap(out)
-    out.add_argument("--vmin", type=float, default=None,
+    out.add_argument("--vmin", type=finite_float, default=None,
                      help="depth (m) at the low end of the colormap (default: per image, 5th percentile)")
-    out.add_argument("--vmax", type=float, default=None,
+    out.add_argument("--vmax", type=finite_float, default=None,
                      help="depth (m) at the high end of the colormap (default: per image, 95th percentile)")
     out.add_argument("--save_16bit", action="store_true",
                      help="also write <name>_depth16.png: uint16 depth x 256 (KITTI's convention), "
@@ -56,7 +57,7 @@ def infer_parser() -> argparse.ArgumentParser:
     cam = parser.add_argument_group("camera (for --save_ply)",
                                     "pixel coordinates are 0-based at pixel centres")
     for name in INTRINSICS_FLAGS:
-        cam.add_argument(f"--{name}", type=float, default=None,
+        cam.add_argument(f"--{name}", type=finite_float, default=None,
                          help=f"{name} in pixels of the input images as they are on disk")
     cam.add_argument("--calib", default=None,
                      help="KITTI calib_cam_to_cam.txt: intrinsics from P_rect_02, rescaled to images whose "

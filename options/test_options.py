@@ -5,7 +5,7 @@ import argparse
 from typing import Mapping
 
 from .common import (HelpFormatter, add_checkpoints, add_cmap, add_device, add_inference_mode, add_protocol,
-                     load_size, non_negative_int, positive_int)
+                     load_size, non_negative_int, output_dir, positive_int)
 
 
 def test_parser(eval_sets: Mapping[str, str], presets: Mapping[str, str],
@@ -43,7 +43,7 @@ def test_parser(eval_sets: Mapping[str, str], presets: Mapping[str, str],
     parser.add_argument("--batchSize", type=positive_int, default=1, help="images per forward pass")
     parser.add_argument("--nThreads", type=non_negative_int, default=2, help="data-loading worker processes")
     load_size(parser, None, "network input size (default: the set's, listed above)")
-    parser.add_argument("--out_dir", default="results", help="where evalog.txt, metrics.json and outputs go")
+    parser.add_argument("--out_dir", type=output_dir, default="results", help="where evalog.txt, metrics.json and outputs go")
     parser.add_argument("--save_pred", action="store_true",
                         help="write each prediction as <out_dir>/pred/<index:05d>_<stem>_depth.npy (metres) "
                              "and a coloured PNG")

@@ -6,8 +6,8 @@ from typing import List, Optional
 from constants import (CHECKPOINT_FLAGS, DATASETS, DEFAULT_DRN_IMAGENET, DEPTH_SCALE, STAGE_DSA_DP,
                        STAGE_FINETUNE_REAL, STAGE_STRUCT_DECODER, STAGE_STRUCT_ENCODER, STAGES, TRAIN_LOAD_SIZE)
 
-from .common import (HelpFormatter, add_device, check_load_size, load_size, non_negative_int, positive_float,
-                     positive_int)
+from .common import (HelpFormatter, add_device, check_load_size, load_size, non_negative_float, non_negative_int,
+                     output_dir, positive_float, positive_int, seed)
 
 STAGE1_MIN_SIZE = 64  # no depth network in stage 1, so its 96-pixel minimum does not apply
 
@@ -77,7 +77,7 @@ def train_parser() -> argparse.ArgumentParser:
                        help="number of epochs already done: the first checkpoint written is epoch "
                             "start-epoch + 1 and the learning-rate schedule starts there")
     optim.add_argument("--epochs", type=positive_int, default=120, help="train until this many epochs are done")
-    optim.add_argument("--lr", type=float, default=1e-4, help="initial learning rate (Adam)")
+    optim.add_argument("--lr", type=positive_float, default=1e-4, help="initial learning rate (Adam)")
     optim.add_argument("--lr_policy", choices=("step", "plateau", "lambda"), default="step",
                        help="step: halve every --lr_decay_iters epochs. plateau: halve when the epoch's "
                             "metric (validation abs_rel with --val_*, else the epoch's mean training loss) "
@@ -85,19 +85,19 @@ def train_parser() -> argparse.ArgumentParser:
                             "at --epochs")
     optim.add_argument("--lr_decay_iters", type=positive_int, default=10,
                        help="epochs between two halvings of the learning rate (--lr_policy step)")
-    optim.add_argument("--lambda_w", type=float, default=1.0,
+    optim.add_argument("--lambda_w", type=non_negative_float, default=1.0,
                        help="weight of the structure loss in stage 2")
-    optim.add_argument("--hyper_w", type=float, default=0.001,
+    optim.add_argument("--hyper_w", type=non_negative_float, default=0.001,
                        help="beta of the structure loss's edge weight exp(-beta * |grad depth|)")
 
     stage1 = parser.add_argument_group(f"stage 1 ({STAGE_STRUCT_ENCODER})")
     stage1.add_argument("--style_root", default=None, help="root the style list's paths are relative to")
     stage1.add_argument("--style_datafile", default=None,
                         help="list of style images (domain B), one relative image path per line")
-    stage1.add_argument("--recon_x_w", type=float, default=10.0, help="weight of image reconstruction")
-    stage1.add_argument("--recon_c_w", type=float, default=1.0, help="weight of structure-code reconstruction")
-    stage1.add_argument("--recon_s_w", type=float, default=1.0, help="weight of style-code reconstruction")
-    stage1.add_argument("--gan_w", type=float, default=1.0, help="weight of the adversarial loss")
+    stage1.add_argument("--recon_x_w", type=non_negative_float, default=10.0, help="weight of image reconstruction")
+    stage1.add_argument("--recon_c_w", type=non_negative_float, default=1.0, help="weight of structure-code reconstruction")
+    stage1.add_argument("--recon_s_w", type=non_negative_float, default=1.0, help="weight of style-code reconstruction")
+    stage1.add_argument("--gan_w", type=non_negative_float, default=1.0, help="weight of the adversarial loss")
     stage1.add_argument("--style_dim", type=positive_int, default=8, help="length of the style code")
 
     real = parser.add_argument_group(
@@ -125,24 +125,27 @@ def train_parser() -> argparse.ArgumentParser:
     real.add_argument("--num_labeled", type=non_negative_int, default=0,
                       help="train on the first N lines of --real_datafile (0: all); the lines used are "
                            "written to <checkpoint_dir>/labelled_list.txt")
-    real.add_argument("--labeled_seed", type=int, default=None,
+    real.add_argument("--labeled_seed", type=seed, default=None,
                       help="draw the --num_labeled lines at random with this seed instead of taking the first N")
-    real.add_argument("--syn_weight", type=float, default=0.0,
+    real.add_argument("--syn_weight", type=non_negative_float, default=0.0,
                       help="mix in the synthetic set (--syn_root/--syn_train_datafile): one synthetic batch "
                            "per real batch, its depth loss weighted by this (0: real images only)")
     real.add_argument("--train_struct_decoder", action="store_true",
                       help="also fine-tune the STE structure decoder (the STE encoder stays frozen)")
 
     run = parser.add_argument_group("run")
-    run.add_argument("--checkpoint_dir", default="checkpoints",
+    run.add_argument("--checkpoint_dir", type=output_dir, default="checkpoints",
                      help="where checkpoints, last.pth and args.json go")
-    run.add_argument("--log_dir", default="logs", help="TensorBoard log folder")
+    run.add_argument("--log_dir", type=output_dir, default="logs", help="TensorBoard log folder")
     run.add_argument("--log_freq", type=positive_int, default=30,
                      help="log scalars and images at iteration 0 and every this many iterations")
     run.add_argument("--resume", nargs="?", const="", default=None, metavar="PATH",
                      help="continue from a training state (default with no PATH: <checkpoint_dir>/last.pth); "
                           "--epochs is the new total")
-    run.add_argument("--seed", type=int, default=None,
+    run.add_argument("--overwrite", action="store_true",
+                     help="start a new run in a --checkpoint_dir that holds another run's last.pth, "
+                          "replacing its files (without it, such a run is refused)")
+    run.add_argument("--seed", type=seed, default=None,
                      help="seed of networks, shuffling and augmentation (default: a random one, recorded "
                           "in args.json)")
     add_device(run)
@@ -181,6 +184,8 @@ def parse_train_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     if stage == STAGE_STRUCT_ENCODER and not (args.style_root and args.style_datafile):
         parser.error(f"--train_stage {STAGE_STRUCT_ENCODER} needs --style_root and --style_datafile")
     val = [args.val_dataset, args.val_root, args.val_datafile]
+    if args.overwrite and args.resume is not None:
+        parser.error("--overwrite starts a new run and --resume continues one; give one of them")
     if any(val) and not all(val):
         parser.error("validation needs all of --val_dataset, --val_root and --val_datafile")
     if all(val) and stage == STAGE_STRUCT_ENCODER:

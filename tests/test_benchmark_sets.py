@@ -293,7 +293,7 @@ def test_make3d_mat_without_grid(tmp_path):
 def test_nuscenes_sample_missing_from_the_table(tmp_path):
     list_file = bd.write_nuscenes(tmp_path)
     list_file.write_text("s0\nnot_a_token\n")
-    with pytest.raises(DatasetError, match=f"line 2: sample 'not_a_token' is not in .*v1.0-mini/sample.json"):
+    with pytest.raises(DatasetError, match="line 2: sample 'not_a_token' is not in .*v1.0-mini/sample.json"):
         build_eval_dataset("NUSCENES", str(tmp_path / "v1.0-mini"), str(list_file))
 
 

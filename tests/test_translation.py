@@ -2,7 +2,6 @@
 optimiser isolation, a short training run, and the structure encoder's released key layout."""
 import json
 import math
-from pathlib import Path
 
 import pytest
 import torch

@@ -7,7 +7,7 @@ from typing import Any, Dict
 import numpy as np
 import torch
 
-from utils.checkpoint import CheckpointError
+from utils.checkpoint import CheckpointError, safe_load
 
 STATE_FORMAT = "s2r-depthnet-training-state/1"
 
@@ -37,11 +37,7 @@ def read_training_state(path: Path, train_stage: str) -> Dict[str, Any]:
     if not path.is_file():
         raise CheckpointError(f"--resume: no training state at {path} (it is written at the end of every "
                               f"epoch and on Ctrl-C)")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for a file that is not a checkpoint
-        raise CheckpointError(f"--resume: {path} is not a readable training state "
-                              f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from exc
+    state = safe_load(path, "--resume", "training state")
     if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
         raise CheckpointError(f"--resume: {path} is not a training state written by train.py (a network "
                               f"checkpoint goes to --Shared_Struct_Encoder_path, --Struct_Decoder_path, "

@@ -25,7 +25,9 @@ from torchvision.utils import make_grid
 from tqdm import tqdm
 
 from datasets import DatasetError
-from utils.checkpoint import CheckpointError, atomic_save
+from evaluation.results import non_finite_metrics
+from utils.checkpoint import CheckpointError, atomic_save, remove_interrupted_saves
+from utils.errors import UserError
 from constants import DEPTH_SCALE
 from evaluation.loop import build_test_dataset, evaluate, make_loader
 from evaluation.protocol import default_protocol
@@ -107,6 +109,7 @@ class Trainer:
         self.device = device
         self.main = dist.is_main
         self.checkpoint_dir = Path(args.checkpoint_dir)
+        self._check_run_folder()
         state = self._read_resume_state()
         if args.seed is None:
             args.seed = broadcast_from_main(random.SystemRandom().randrange(2 ** 31), dist)
@@ -132,6 +135,19 @@ class Trainer:
     def warn(self, message: str) -> None:
         if self.main:
             print(f"warning: {message}", file=sys.stderr, flush=True)
+
+    def _check_run_folder(self) -> None:
+        """Before anything is built or written: a new run never replaces another run's state, and the
+        temporary files of a save that was killed mid-write are removed."""
+        last = self.checkpoint_dir / LAST_STATE
+        if self.args.resume is None and not self.args.overwrite and last.exists():
+            raise UserError(f"--checkpoint_dir {self.checkpoint_dir} holds another run's {LAST_STATE}; pass "
+                            f"--resume to continue that run, --overwrite to replace it, or another "
+                            f"--checkpoint_dir")
+        if self.main:
+            for folder in (self.checkpoint_dir, self.checkpoint_dir / BEST_DIR):
+                for path in remove_interrupted_saves(folder):
+                    self.warn(f"removed {path}, left by a save that was interrupted")
 
     def _read_resume_state(self) -> Optional[dict]:
         args = self.args
@@ -261,6 +277,9 @@ class Trainer:
         if not all(torch.isfinite(p).all() for p in self.stage.trainable_parameters()):
             raise TrainingDiverged(self._diverged("non-finite weights"))
         metrics = broadcast_from_main(self._validate() if self.val else None, self.dist)
+        if metrics and non_finite_metrics(metrics):
+            raise TrainingDiverged(self._diverged(f"non-finite validation metrics "
+                                                  f"({', '.join(non_finite_metrics(metrics))})"))
         self._step_schedulers(metrics["abs_rel"] if metrics else epoch_loss)
         if not self.main:
             return
@@ -326,9 +345,6 @@ class Trainer:
 
     def _write_args(self) -> None:
         self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
-        if self.args.resume is None and (self.checkpoint_dir / LAST_STATE).exists():
-            self.warn(f"{self.checkpoint_dir / LAST_STATE} exists and this new run will overwrite it; "
-                      f"pass --resume to continue that run instead")
         with open(self.checkpoint_dir / "args.json", "w", encoding="utf-8") as f:
             json.dump({**vars(self.args), "world_size": self.dist.world_size}, f, indent=2)
 

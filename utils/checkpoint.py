@@ -1,9 +1,11 @@
 """Checkpoint I/O: released files with or without the ``module.`` prefix, atomic saves, and
 errors that say which network, which file and which keys are wrong."""
 import os
+import pickle
+import re
 import tempfile
 from pathlib import Path
-from typing import Any, Dict, Mapping, Optional, Union
+from typing import Any, Dict, List, Mapping, Optional, Union
 
 import torch
 import torch.nn as nn
@@ -14,6 +16,11 @@ from .errors import UserError
 
 PathLike = Union[str, os.PathLike]
 MAX_LISTED_KEYS = 5
+# atomic_save's temporary files: ".<name>.<random>.tmp" beside the file it replaces.
+TEMP_PREFIX, TEMP_SUFFIX = ".", ".tmp"
+TEMP_PATTERN = re.compile(r"\..+\.pth\.[^.]+\.tmp")
+# torch's reason when weights_only refuses a pickle (without its advice on loading the file anyway).
+UNPICKLER_REASON = re.compile(r"WeightsUnpickler error:\s*(.*?)(?: Please use|\n|$)")
 
 
 class CheckpointError(UserError):
@@ -27,22 +34,47 @@ def strip_prefix(state_dict: Mapping[str, Any], prefix: str = PREFIX) -> Dict[st
     return dict(state_dict)
 
 
+def safe_load(path: PathLike, who: str, kind: str, map_location: Union[str, torch.device] = "cpu") -> Any:
+    """torch.load restricted to tensors and plain containers. A pickle that would run code is refused
+    with torch's reason (the global it wanted); any other unreadable file names torch's error."""
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        found = UNPICKLER_REASON.search(str(exc))
+        if found is None:
+            raise CheckpointError(f"{who}: {path} is not a readable {kind} ({_reason(exc)})") from exc
+        reason = found.group(1).strip()
+        if reason.startswith("Unsupported global"):
+            raise CheckpointError(f"{who}: {path} is refused: it is not a plain {kind} but a pickle that runs "
+                                  f"code while loading ({reason}); such a file is unsafe to load, ask its "
+                                  f"author for a state_dict of tensors") from None
+        raise CheckpointError(f"{who}: {path} is not a readable {kind} (UnpicklingError: {reason})") from None
+    except Exception as exc:  # torch raises many types for a file that is not a checkpoint
+        raise CheckpointError(f"{who}: {path} is not a readable {kind} ({_reason(exc)})") from exc
+
+
+def _reason(exc: BaseException) -> str:
+    first_line = str(exc).partition("\n")[0]
+    return f"{type(exc).__name__}: {first_line[:200]}"
+
+
 def read_state_dict(path: PathLike, name: str = "network",
                     map_location: Union[str, torch.device] = "cpu") -> Dict[str, torch.Tensor]:
-    """Read a plain state_dict (prefix stripped) from ``path``, onto ``map_location``."""
+    """Read a plain state_dict (prefix stripped) of finite tensors from ``path``, onto ``map_location``."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{name}: checkpoint file not found: {path}")
-    try:
-        obj = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as exc:  # torch raises many types for a file that is not a checkpoint
-        reason = str(exc).partition("\n")[0][:200]
-        raise CheckpointError(f"{name}: {path} is not a readable PyTorch checkpoint "
-                              f"({type(exc).__name__}: {reason})") from exc
+    obj = safe_load(path, name, "PyTorch checkpoint", map_location)
     if not isinstance(obj, Mapping) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
         raise CheckpointError(f"{name}: {path} does not hold a state_dict of tensors "
                               f"(found {type(obj).__name__})")
-    return strip_prefix(obj)
+    state_dict = strip_prefix(obj)
+    non_finite = [k for k, v in state_dict.items()
+                  if v.is_floating_point() and not v.is_meta and not torch.isfinite(v).all()]
+    if non_finite:
+        raise CheckpointError(f"{name}: {path} holds NaN or infinite values in {_first(non_finite)}; it would "
+                              f"predict NaN depth (was it saved from a diverged run?)")
+    return state_dict
 
 
 def _first(keys) -> str:
@@ -120,7 +152,7 @@ def atomic_save(obj: Any, path: PathLike) -> None:
     """torch.save to a temporary file in the same folder, then rename: a crash never leaves a torn file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
             torch.save(obj, f)
@@ -132,6 +164,17 @@ def atomic_save(obj: Any, path: PathLike) -> None:
         if os.path.exists(tmp):
             os.remove(tmp)
         raise
+
+
+def remove_interrupted_saves(folder: PathLike) -> List[Path]:
+    """Delete the temporary files that an atomic_save killed mid-write left in ``folder``; returns them."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    stale = [p for p in folder.iterdir() if p.is_file() and TEMP_PATTERN.fullmatch(p.name)]
+    for path in stale:
+        path.unlink()
+    return stale
 
 
 def _umask() -> int:
