@@ -36,6 +36,8 @@ KITTI_ANNOTATED_SPLITS = ("", "train", "val")
 # Network input sizes (H, W): the release's README commands for vKITTI/KITTI; NYU's test size.
 TRAIN_LOAD_SIZE = (192, 640)
 LOAD_SIZE = {"KITTI": (192, 640), "NYUD_V2": (192, 256)}
+# The Python API's and infer.py's --domain: the test set whose load size and depth scale it takes.
+DOMAINS = {"outdoor": "KITTI", "indoor": "NYUD_V2"}
 # The DP network pools four times (sizes are multiples of 16) and its dilated centre needs at least
 # 96 pixels (docs/release.md §6).
 SIZE_MULTIPLE = 16

@@ -1,6 +1,7 @@
 """Predict depth for your own images with S2R-DepthNet.
 
-Example (outdoor model; --max_depth 8 --loadSize 192 256 for the indoor one):
+Example (outdoor model; --domain indoor for the indoor one; --onnx model.onnx instead of the
+checkpoints runs an export of export_onnx.py with onnxruntime):
     python infer.py --input photos/ 'drive/**/*.png' --out_dir out --checkpoint_dir checkpoints \
         --save_16bit --save_ply --calib 2011_09_26/calib_cam_to_cam.txt
 
@@ -16,14 +17,15 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from datasets.images import ImageInputs, collate_inputs, collect_inputs, output_names
-from options.infer_options import check_infer_args, infer_parser
-from utils.checkpoint import checkpoint_paths, load_s2r
+from inference.api import DepthPredictor, S2RDepth
 from inference.depth_io import DepthWriter
-from utils.errors import exit_on_user_error
-from inference.predict import predict, to_gt_size, upsample
-from inference.modes import prepare_model, resolve_inference_mode
+from inference.onnx_runtime import OnnxDepth
 from inference.pointcloud import Intrinsics, read_kitti_intrinsics
-from utils.runtime import resolve_device, worker_init
+from inference.predict import to_gt_size, upsample
+from options.infer_options import check_infer_args, infer_parser
+from utils.checkpoint import checkpoint_paths
+from utils.errors import exit_on_user_error
+from utils.runtime import worker_init
 
 MAX_LISTED_SKIPS = 10
 
@@ -37,14 +39,21 @@ def camera_intrinsics(args: argparse.Namespace) -> Optional[Intrinsics]:
     return None
 
 
+def load_model(args: argparse.Namespace) -> DepthPredictor:
+    """The ONNX export of --onnx, or the PyTorch model of the checkpoints."""
+    if args.onnx:
+        return OnnxDepth(args.onnx, args.loadSize, args.max_depth)
+    return S2RDepth.from_checkpoints(checkpoint_paths(args), device=args.device,
+                                     domain=args.domain or "outdoor", load_size=args.loadSize,
+                                     max_depth=args.max_depth, inference_mode=args.inference_mode)
+
+
 def main(argv=None) -> int:
     parser = infer_parser()
     args = parser.parse_args(argv)
     check_infer_args(parser, args)
     intrinsics = camera_intrinsics(args)
-    device = resolve_device(args.device)
-    mode = resolve_inference_mode(args.inference_mode, device)
-    model = prepare_model(load_s2r(checkpoint_paths(args), map_location="cpu").to(device).eval(), mode, device)
+    model = load_model(args)
     paths, skipped = collect_inputs(args.input)
     for message in skipped:
         print(f"warning: {message} (skipped)", file=sys.stderr)
@@ -54,7 +63,7 @@ def main(argv=None) -> int:
 
     written = 0
     if paths:
-        loader = DataLoader(ImageInputs(paths, args.loadSize), batch_size=args.batchSize, shuffle=False,
+        loader = DataLoader(ImageInputs(paths, model.load_size), batch_size=args.batchSize, shuffle=False,
                             num_workers=min(args.nThreads, len(paths)), collate_fn=collate_inputs,
                             worker_init_fn=worker_init)
         bar = tqdm(total=len(paths), desc="inferring", unit="img", dynamic_ncols=True)
@@ -63,14 +72,14 @@ def main(argv=None) -> int:
                 skipped.append(item["error"])
                 tqdm.write(f"warning: {item['error']} (skipped)", file=sys.stderr)
             if batch["image"] is not None:
-                outputs = predict(model, batch["image"].to(device), args.post_process)
+                outputs = model.outputs(batch["image"], args.post_process)
                 for i, (index, rgb) in enumerate(zip(batch["index"], batch["rgb"])):
                     size = rgb.shape[:2]
                     maps = {}
                     if args.save_maps:
                         maps = {"structure": upsample(outputs.structure[i], size).cpu().numpy(),
                                 "attention": upsample(outputs.attention[i], size).cpu().numpy()}
-                    depth = to_gt_size(outputs.prediction[i], size, args.max_depth)
+                    depth = to_gt_size(outputs.prediction[i], size, model.max_depth)
                     writer.write(names[index], depth, rgb, intrinsics, **maps)
                     written += 1
             bar.update(len(batch["index"]) + len(batch["errors"]))

@@ -35,6 +35,7 @@ class Plan:
     loader_workers: Tuple[int, ...]
     ddp: Tuple[str, int, Size, int]                # (stage, batch per process, input, timed steps)
     projection_repeats: int
+    onnxruntime: Tuple[Tuple[int, Size], ...] = ()  # (batch, input) of the onnxruntime rows (CPU)
 
 
 def _inference(modes, groups) -> Tuple[Tuple[str, int, Size], ...]:
@@ -47,7 +48,7 @@ CPU_DEFAULT = Plan(
     repeats=2, budget_s=12.0, eval_size=FULL, eval_frames=4,
     train=tuple((stage, batch, (96, 96), 2 if batch == 1 else 1) for stage in STAGES for batch in (1, 8)),
     loader_size=FULL, loader_batch=8, loader_samples=96, loader_workers=(0, 2, 4),
-    ddp=(STAGE_DSA_DP, 2, (96, 96), 3), projection_repeats=20)
+    ddp=(STAGE_DSA_DP, 2, (96, 96), 3), projection_repeats=20, onnxruntime=((1, FULL),))
 
 CPU_FULL = Plan(
     name="full CPU plan (--full)",
@@ -55,7 +56,7 @@ CPU_FULL = Plan(
     repeats=3, budget_s=120.0, eval_size=FULL, eval_frames=8,
     train=tuple((stage, batch, FULL, 2) for stage in STAGES for batch in (1, 8)),
     loader_size=FULL, loader_batch=32, loader_samples=256, loader_workers=(0, 2, 4),
-    ddp=(STAGE_DSA_DP, 4, FULL, 3), projection_repeats=50)
+    ddp=(STAGE_DSA_DP, 4, FULL, 3), projection_repeats=50, onnxruntime=((1, FULL),))
 
 CUDA_FULL = Plan(
     name="CUDA plan (full sizes)",
@@ -71,7 +72,7 @@ SMOKE = Plan(
     repeats=1, budget_s=1.0, eval_size=(96, 96), eval_frames=3,
     train=tuple((stage, 1, (64, 64) if stage == STAGES[0] else (96, 96), 1) for stage in STAGES),
     loader_size=(96, 96), loader_batch=2, loader_samples=8, loader_workers=(0, 2),
-    ddp=(STAGE_DSA_DP, 1, (96, 96), 1), projection_repeats=2)
+    ddp=(STAGE_DSA_DP, 1, (96, 96), 1), projection_repeats=2, onnxruntime=((1, (96, 96)),))
 
 KITTI_WORLD = WorldSpec(image_size=(1242, 375), lidar_azimuths=1800, vkitti_frames=4, kitti_frames=3)
 SMOKE_WORLD = WorldSpec(image_size=(320, 96), lidar_azimuths=360, vkitti_frames=2, kitti_frames=2,

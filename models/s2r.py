@@ -40,6 +40,15 @@ class S2RDepthNet(nn.Module):
         attention = self.dsa(img)
         return S2ROutput(structure, attention, self.depth_net(attention * structure))
 
+    @classmethod
+    def from_checkpoints(cls, checkpoints, **kwargs):
+        """``inference.api.S2RDepth.from_checkpoints``: the network with its checkpoints loaded,
+        wrapped with test.py's preprocessing (``infer_image``, ``infer_batch``). The file I/O lives
+        in the API, so that models/ stays free of it."""
+        from inference.api import S2RDepth
+
+        return S2RDepth.from_checkpoints(checkpoints, **kwargs)
+
 
 def depth_to_metres(pred: torch.Tensor, max_depth: float) -> torch.Tensor:
     """Map the network's [-1, 1] output to metres, 0..max_depth, as training maps GT the other way."""

@@ -1,11 +1,27 @@
 """Flags of infer.py (depth for your own images)."""
 import argparse
 
+from constants import CHECKPOINT_FLAGS, DEPTH_SCALE, DOMAINS, LOAD_SIZE
+
 from .common import (HelpFormatter, add_checkpoints, add_cmap, add_device, add_inference_mode,
                      check_load_size, finite_float, load_size, non_negative_int, output_dir, positive_float,
                      positive_int)
 
 INTRINSICS_FLAGS = ("fx", "fy", "cx", "cy")
+
+
+def add_domain(parser: argparse.ArgumentParser, onnx_note: str = "") -> None:
+    """--domain, and --loadSize and --max_depth defaulting to the domain's."""
+    sizes = ", ".join(f"{d} {LOAD_SIZE[s][0]} {LOAD_SIZE[s][1]} and {DEPTH_SCALE[s]:g} m"
+                      for d, s in DOMAINS.items())
+    parser.add_argument("--domain", choices=tuple(DOMAINS), default=None,
+                        help=f"the model's domain, which sets the defaults of --loadSize and --max_depth: "
+                             f"{sizes} (default: outdoor{onnx_note})")
+    load_size(parser, None, "network input size; every image is resized to it (bicubic) and the depth "
+                            "resized back to the image's own size (default: the domain's)")
+    parser.add_argument("--max_depth", type=positive_float, default=None,
+                        help="metres that the network's output range [-1, 1] spans from 0 (default: the "
+                             "domain's: 80 for the outdoor (vKITTI) model, 8 for the indoor one)")
 
 
 def infer_parser() -> argparse.ArgumentParser:
@@ -20,11 +36,7 @@ def infer_parser() -> argparse.ArgumentParser:
                              "('frames/**/*.png')")
     parser.add_argument("--out_dir", "--output_dir", dest="out_dir", type=output_dir, required=True,
                         help="where the outputs go (created if needed)")
-    load_size(parser, [192, 640], "network input size; every image is resized to it (bicubic) and the "
-                                  "depth resized back to the image's own size; 192 256 suits NYU-like images")
-    parser.add_argument("--max_depth", type=positive_float, default=80.0,
-                        help="metres that the network's output range [-1, 1] spans from 0: 80 for the "
-                             "outdoor (vKITTI) model, 8 for the indoor one")
+    add_domain(parser, "; with --onnx, the domain the model was exported for")
     parser.add_argument("--post_process", action="store_true",
                         help="flip test-time augmentation: average the prediction of the image and of "
                              "its mirror, mirrored back")
@@ -35,6 +47,9 @@ def infer_parser() -> argparse.ArgumentParser:
     add_device(parser)
     add_inference_mode(parser)
     add_checkpoints(parser)
+    parser.add_argument("--onnx", default=None, metavar="MODEL.onnx",
+                        help="run this export of export_onnx.py with onnxruntime on the CPU instead of "
+                             "the checkpoints (its size, domain and depth scale come with it)")
 
     out = parser.add_argument_group("outputs")
     add_cmap(out)
@@ -68,6 +83,8 @@ def infer_parser() -> argparse.ArgumentParser:
 def check_infer_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """Flag combinations that cannot work, reported before any image is read."""
     check_load_size(parser, args)
+    if args.onnx:
+        check_onnx_args(parser, args)
     if args.vmin is not None and args.vmax is not None and args.vmin >= args.vmax:
         parser.error(f"--vmin {args.vmin:g} must be below --vmax {args.vmax:g}")
     given = [n for n in INTRINSICS_FLAGS if getattr(args, n) is not None]
@@ -83,3 +100,16 @@ def check_infer_args(parser: argparse.ArgumentParser, args: argparse.Namespace) 
                      "calib_cam_to_cam.txt")
     if args.ply_ascii and not args.save_ply:
         parser.error("--ply_ascii applies to --save_ply only")
+
+
+def check_onnx_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """The flags that have no meaning for an ONNX export run by onnxruntime on the CPU."""
+    given = [f"--{flag}" for flag in ("checkpoint_dir", *CHECKPOINT_FLAGS.values()) if getattr(args, flag)]
+    if given:
+        parser.error(f"--onnx replaces the checkpoints; drop {' '.join(given)}")
+    if args.domain:
+        parser.error("--domain: an --onnx model carries the domain it was exported for")
+    if args.inference_mode != "auto":
+        parser.error("--inference_mode applies to the PyTorch model, not to --onnx")
+    if args.device not in ("auto", "cpu"):
+        parser.error(f"--device {args.device}: --onnx runs on the CPU (onnxruntime's CPU provider)")

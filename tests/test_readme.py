@@ -1,9 +1,12 @@
-"""Every command in the README's ```bash blocks runs, on the tiny sample world.
+"""Every command in the README's ```bash blocks, and every ```python block, runs on the tiny
+sample world.
 
 The README's commands use shell variables for dataset roots, lists and checkpoints; here they point
 at the tiny world and at random checkpoints. Each command keeps its own flags; only the costly ones
 are overridden by flags appended after them (argparse keeps the last): one epoch, batch 1, small
-images. Commands run in a scratch folder, so their relative outputs do not touch the repository.
+images. Commands run in a scratch folder, so their relative outputs do not touch the repository. A python
+block runs as written in a scratch folder that looks like the repository root (its entries linked),
+with the random checkpoints as ``checkpoints/`` and a sample-world frame as ``frame.png``.
 """
 import json
 import os
@@ -11,6 +14,7 @@ import re
 import shlex
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -24,6 +28,7 @@ OVERRIDES = {
     "test.py": [*SMALL, "--nThreads", "0"],
     "infer.py": [*SMALL, "--nThreads", "0"],
     "export_gt_depth.py": [],
+    "export_onnx.py": SMALL,
 }
 
 
@@ -34,10 +39,15 @@ def readme_blocks() -> list:
             for block in blocks]
 
 
+def readme_python_blocks() -> list:
+    return re.findall(r"```python\n(.*?)```", README.read_text(encoding="utf-8"), flags=re.S)
+
+
 def test_readme_has_commands():
     commands = [c for block in readme_blocks() for c in block]
     scripts = {shlex.split(c)[1] for c in commands}
-    assert {"train.py", "test.py", "infer.py", "export_gt_depth.py"} <= scripts
+    assert {"train.py", "test.py", "infer.py", "export_gt_depth.py", "export_onnx.py"} <= scripts
+    assert readme_python_blocks()
 
 
 def to_argv(command: str, env: dict) -> list:
@@ -86,3 +96,18 @@ def test_readme_block_runs(block, readme_env, tmp_path, monkeypatch):
         result = subprocess.run(argv, cwd=tmp_path, capture_output=True, text=True, timeout=600,
                                 env={**os.environ, "PYTHONPATH": str(ROOT)})
         assert result.returncode == 0, f"{command}\n{result.stdout[-2000:]}\n{result.stderr[-3000:]}"
+
+
+@pytest.mark.parametrize("block", range(len(readme_python_blocks())))
+def test_readme_python_block_runs(block, readme_env, tmp_path):
+    added = {"checkpoints": Path(readme_env["CKPT"]), "frame.png": min(Path(readme_env["IMAGES"]).glob("*.png"))}
+    for entry in ROOT.iterdir():
+        if not entry.name.startswith(".") and entry.name not in added:
+            (tmp_path / entry.name).symlink_to(entry)
+    for name, target in added.items():
+        (tmp_path / name).symlink_to(target)
+    script = tmp_path / "readme_block.py"
+    script.write_text(readme_python_blocks()[block], encoding="utf-8")
+    result = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True,
+                            timeout=600, env={**os.environ, "PYTHONPATH": str(tmp_path)})
+    assert result.returncode == 0, f"{result.stdout[-2000:]}\n{result.stderr[-3000:]}"
