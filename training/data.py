@@ -74,6 +74,12 @@ def _loader(dataset: Dataset, indices: Sequence[int], batch_size: int, workers: 
                       generator=torch.Generator().manual_seed(seed + epoch))
 
 
+def to_device(batches: Sequence[dict], device: torch.device) -> List[dict]:
+    """The batches with their tensors on ``device`` (asynchronously from pinned memory)."""
+    return [{key: value.to(device, non_blocking=True) if isinstance(value, torch.Tensor) else value
+             for key, value in batch.items()} for batch in batches]
+
+
 class EpochData:
     """The batches of one epoch from ``datasets`` (the first defines its length), starting at batch
     ``start``; each item is a tuple with one batch per dataset."""
