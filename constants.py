@@ -24,6 +24,12 @@ DEPTH_SCALE = {"KITTI": 80.0, "NYUD_V2": 8.0}
 VKITTI_MAX_DEPTH_CM = 8000.0
 NYU_DEPTH_UNITS = 1000.0  # NYUD-v2 test depth PNGs: millimetres
 
+# How a training epoch picks its samples (train.py --sampling; docs/release.md §2.1, §6 D2). The
+# release's loaders ignore the index they are given and draw one uniformly, with replacement.
+SAMPLING_WITH_REPLACEMENT = "with_replacement"
+SAMPLING_PERMUTATION = "permutation"
+SAMPLINGS = (SAMPLING_WITH_REPLACEMENT, SAMPLING_PERMUTATION)
+
 # Network input sizes (H, W): the release's README commands for vKITTI/KITTI; NYU's test size.
 TRAIN_LOAD_SIZE = (192, 640)
 LOAD_SIZE = {"KITTI": (192, 640), "NYUD_V2": (192, 256)}

@@ -27,11 +27,11 @@ from utils.runtime import seed_everything
 from .common import proc_status_kib, sync
 
 
-def collect_batches(stage, batch_size: int, count: int, seed: int, dist, device) -> List[tuple]:
+def collect_batches(stage, batch_size: int, count: int, seed: int, sampling: str, dist, device) -> List[tuple]:
     """``count`` full batches from the stage's datasets, cycling epochs when the data is short."""
     batches: List[tuple] = []
     for epoch in itertools.count():
-        full = [b for b in EpochData(stage.datasets, batch_size, 0, seed, epoch, dist, device)
+        full = [b for b in EpochData(stage.datasets, batch_size, 0, seed, epoch, dist, device, sampling=sampling)
                 if b[0]["image"].shape[0] == batch_size]
         if not full:
             raise ValueError(f"the training list has fewer than {batch_size} samples per process")
@@ -56,7 +56,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         stage = build_stage(train_args, device, dist, warn=lambda message: None)
         stage.train()
         batches = collect_batches(stage, train_args.batchSize, args.warmup + args.steps, train_args.seed,
-                                  dist, device)
+                                  train_args.sampling, dist, device)
         rss_before = proc_status_kib("VmRSS")
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)

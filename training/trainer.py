@@ -4,7 +4,7 @@ resuming, per-epoch validation, Ctrl-C and divergence.
 Resuming: ``last.pth`` holds the trainable networks, optimisers, schedulers, loss scaler, counters
 and RNG states. It is written at the end of every epoch and when a stop is requested (Ctrl-C or
 SIGTERM: the current iteration finishes first, then the state is saved at that batch). Since the
-batches of an epoch depend only on (seed, epoch), a resumed run continues at the next batch of the
+batches of an epoch depend only on (seed, epoch, --sampling), a resumed run continues at the next batch of the
 interrupted epoch and produces the same weights as a run that was never stopped (bit for bit on
 CPU; on CUDA up to the non-determinism of the GPU kernels).
 """
@@ -42,7 +42,7 @@ LAST_STATE = "last.pth"
 BEST_DIR = "best"
 # Flags whose change on --resume alters the run; the state's values win where it holds them
 # (optimiser and scheduler states), so a change is reported.
-RESUME_CHECKED_FLAGS = ("syn_dataset", "syn_root", "syn_train_datafile", "batchSize", "loadSize", "no_flip",
+RESUME_CHECKED_FLAGS = ("syn_dataset", "syn_root", "syn_train_datafile", "batchSize", "loadSize", "sampling", "no_flip",
                         "no_rotation", "no_augment", "lr", "lr_decay_iters", "lambda_w", "hyper_w",
                         "style_dim", "recon_x_w", "recon_c_w", "recon_s_w", "gan_w", "seed")
 PLATEAU = {"factor": 0.5, "patience": 5, "threshold": 0.01}
@@ -254,7 +254,7 @@ class Trainer:
         """One epoch from ``self.batch``; False when a stop was requested (state saved)."""
         args = self.args
         data = EpochData(self.stage.datasets, args.batchSize, args.nThreads, args.seed, self.epoch, self.dist,
-                         self.device, start=self.batch)
+                         self.device, start=self.batch, sampling=args.sampling)
         bar = tqdm(total=data.num_batches, initial=data.start, desc=f"epoch {self.epoch + 1}/{args.epochs}",
                    unit="batch", dynamic_ncols=True, disable=not self.main)
         start, images = time.perf_counter(), 0
