@@ -33,6 +33,12 @@ KITTI_ANNOTATED_DEPTH_UNITS = 256.0
 KITTI_ANNOTATED_DIR = ("proj_depth", "groundtruth")
 KITTI_ANNOTATED_SPLITS = ("", "train", "val")
 
+# How a training epoch picks its samples (train.py --sampling; docs/release.md §2.1, §6 D2). The
+# release's loaders ignore the index they are given and draw one uniformly, with replacement.
+SAMPLING_WITH_REPLACEMENT = "with_replacement"
+SAMPLING_PERMUTATION = "permutation"
+SAMPLINGS = (SAMPLING_WITH_REPLACEMENT, SAMPLING_PERMUTATION)
+
 # Network input sizes (H, W): the release's README commands for vKITTI/KITTI; NYU's test size.
 TRAIN_LOAD_SIZE = (192, 640)
 LOAD_SIZE = {"KITTI": (192, 640), "NYUD_V2": (192, 256)}

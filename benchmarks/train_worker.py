@@ -2,8 +2,9 @@
 ``python -m benchmarks.train_worker --out result.json -- <train.py flags>``, also under torchrun.
 
 It builds the stage exactly as train.py does (same flags, same ``build_stage``), loads the batches
-it needs first, then times ``Stage.step``: the forward pass, losses, finiteness check, backward
-(with DDP's gradient all-reduce under torchrun) and optimiser step. Rank 0 writes the result.
+it needs first, then times the trainer's ``train_step`` on each (after moving it to the device): the
+forward pass, losses, finiteness check, backward (with the gradient all-reduce under torchrun) and
+optimiser step. Rank 0 writes the result.
 """
 import argparse
 import itertools
@@ -16,20 +17,21 @@ from typing import List, Optional
 import torch
 
 from options.train_options import parse_train_args
-from training.data import EpochData
+from training.data import EpochData, to_device
 from training.distributed import init_distributed, shutdown_distributed
 from training.precision import MixedPrecision
 from training.stages import build_stage
+from training.trainer import train_step
 from utils.runtime import seed_everything
 
 from .common import proc_status_kib, sync
 
 
-def collect_batches(stage, batch_size: int, count: int, seed: int, dist, device) -> List[tuple]:
+def collect_batches(stage, batch_size: int, count: int, seed: int, sampling: str, dist, device) -> List[tuple]:
     """``count`` full batches from the stage's datasets, cycling epochs when the data is short."""
     batches: List[tuple] = []
     for epoch in itertools.count():
-        full = [b for b in EpochData(stage.datasets, batch_size, 0, seed, epoch, dist, device)
+        full = [b for b in EpochData(stage.datasets, batch_size, 0, seed, epoch, dist, device, sampling=sampling)
                 if b[0]["image"].shape[0] == batch_size]
         if not full:
             raise ValueError(f"the training list has fewer than {batch_size} samples per process")
@@ -50,11 +52,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     dist, device = init_distributed(train_args.device)
     try:
         seed_everything(train_args.seed)
-        stage = build_stage(train_args, device, dist, MixedPrecision(train_args.amp, device, warn=False),
-                            warn=lambda message: None)
+        amp = MixedPrecision(train_args.amp, device, warn=False)
+        stage = build_stage(train_args, device, dist, warn=lambda message: None)
         stage.train()
         batches = collect_batches(stage, train_args.batchSize, args.warmup + args.steps, train_args.seed,
-                                  dist, device)
+                                  train_args.sampling, dist, device)
         rss_before = proc_status_kib("VmRSS")
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
@@ -62,7 +64,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         for i, batch in enumerate(batches):
             sync(device)
             start = time.perf_counter()
-            stage.step(batch)
+            train_step(stage, to_device(batch, device), amp, dist, device)
             sync(device)
             if i >= args.warmup:
                 times.append(time.perf_counter() - start)

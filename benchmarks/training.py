@@ -17,8 +17,8 @@ from .data import BenchData
 from .plan import Plan
 
 INTRO = ("One configuration per fresh process (`benchmarks/train_worker.py`), built by train.py's own "
-         "`build_stage` from train.py's flags; float32, random weights, sample-world data. A step is "
-         "`Stage.step`: forward, losses, finiteness check, backward and optimiser update (both updates, "
+         "`build_stage` from train.py's flags; float32, random weights, sample-world data. A step is the "
+         "trainer's `train_step`: forward, losses, finiteness check, backward and optimiser update (both updates, "
          "discriminator and generator, in stage 1); the batches are loaded before the clock starts. "
          "Median over the timed steps after one warm-up step. CPU memory is the process's resident set "
          "(`/proc/self/status`: VmRSS before the first step, VmHWM at the end), which counts torch's "

@@ -58,7 +58,7 @@ class LabelledDepthDataset(_EpochSeeded):
         """Metres of sample ``index`` at the image's ``size`` (H, W), 0 where unknown."""
         raise NotImplementedError
 
-    def __getitem__(self, index: int) -> dict:
+    def sample(self, index: int, rng: random.Random) -> dict:
         entry = self.entries[index]
         path = self.image_path(entry)
         rgb = open_image(path, entry)
@@ -73,7 +73,6 @@ class LabelledDepthDataset(_EpochSeeded):
             raise DatasetError(f"{entry.where()}: no pixel of the ground truth has a depth (all 0) at "
                                f"{self.load_size[0]}x{self.load_size[1]}; remove the line")
         image, depth, valid = resize_image(rgb, self.load_size), unit[0] * 2 - 1, valid[0]
-        rng = self.rng(index)
         if self.flags.flip and rng.random() < 0.5:
             image, depth, valid = TF.hflip(image), depth.flip(-1), valid.flip(-1)
         depth = torch.where(valid > 0, depth, torch.full_like(depth, -1.0))

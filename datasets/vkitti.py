@@ -3,6 +3,8 @@ image-only lists of stage 1 (the synthetic images and the style images).
 
 Every random draw of a sample comes from ``sample_rng(seed, epoch, index)``; call ``set_epoch``
 before each epoch (before the loader's workers start) so each epoch augments differently.
+``sample(index, rng)`` takes the generator from the caller instead: the training loader's draws
+with replacement (``training.data``) key it by the draw and pick the index from it first.
 """
 import random
 from typing import Sequence, Tuple
@@ -47,8 +49,15 @@ class _EpochSeeded(Dataset):
     def __len__(self) -> int:
         return len(self.entries)
 
-    def rng(self, index: int) -> random.Random:
-        return sample_rng(self.seed, self.epoch, index, self.stream)
+    def rng(self, key: int) -> random.Random:
+        return sample_rng(self.seed, self.epoch, key, self.stream)
+
+    def sample(self, index: int, rng: random.Random) -> dict:
+        """Item ``index``, augmented with the draws of ``rng``."""
+        raise NotImplementedError
+
+    def __getitem__(self, index: int) -> dict:
+        return self.sample(index, self.rng(index))
 
 
 class SyntheticDepthDataset(_EpochSeeded):
@@ -79,13 +88,13 @@ class SyntheticDepthDataset(_EpochSeeded):
         check_depth_image(depth, path, image_size_hw, modes, f"{self.dataset} depth must be {description}", entry)
         return to_unit(resize_image(depth, self.load_size))
 
-    def __getitem__(self, index: int) -> dict:
+    def sample(self, index: int, rng: random.Random) -> dict:
         entry = self.entries[index]
         rgb_path, depth_path = (resolve(self.root, f) for f in entry.fields)
         rgb = open_image(rgb_path, entry)
         depth = self.load_depth(depth_path, (rgb.height, rgb.width), entry)
         rgb = resize_image(rgb, self.load_size)
-        image, depth = augment_pair(rgb, depth, self.flags, self.rng(index))
+        image, depth = augment_pair(rgb, depth, self.flags, rng)
         return {"image": image, "depth": depth, "index": index}
 
 
@@ -106,7 +115,7 @@ class ImageListDataset(_EpochSeeded):
         self.stream = stream
         self.entries = read_list(list_file, num_fields, root=root, check_fields=(0,))
 
-    def __getitem__(self, index: int) -> dict:
+    def sample(self, index: int, rng: random.Random) -> dict:
         entry = self.entries[index]
         img = resize_image(open_image(resolve(self.root, entry.fields[0]), entry), self.load_size)
-        return {"image": to_network_input(random_flip(img, self.flip, self.rng(index))), "index": index}
+        return {"image": to_network_input(random_flip(img, self.flip, rng)), "index": index}

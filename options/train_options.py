@@ -3,8 +3,9 @@ seeding, devices, mixed precision, validation and the stage-1 (structure encoder
 import argparse
 from typing import List, Optional
 
-from constants import (CHECKPOINT_FLAGS, DATASETS, DEFAULT_DRN_IMAGENET, DEPTH_SCALE, STAGE_DSA_DP,
-                       STAGE_FINETUNE_REAL, STAGE_STRUCT_DECODER, STAGE_STRUCT_ENCODER, STAGES, TRAIN_LOAD_SIZE)
+from constants import (CHECKPOINT_FLAGS, DATASETS, DEFAULT_DRN_IMAGENET, DEPTH_SCALE, SAMPLING_WITH_REPLACEMENT,
+                       SAMPLINGS, STAGE_DSA_DP, STAGE_FINETUNE_REAL, STAGE_STRUCT_DECODER, STAGE_STRUCT_ENCODER,
+                       STAGES, TRAIN_LOAD_SIZE)
 
 from .common import (HelpFormatter, add_device, check_load_size, load_size, non_negative_float, non_negative_int,
                      output_dir, positive_float, positive_int, seed)
@@ -52,6 +53,13 @@ def train_parser() -> argparse.ArgumentParser:
     data.add_argument("--nThreads", type=non_negative_int, default=4,
                       help="data-loading worker processes (0 loads in the training process)")
     load_size(data, list(TRAIN_LOAD_SIZE), "training image size H W (multiples of 16; at least 96, or 64 in stage 1)")
+    data.add_argument("--sampling", choices=SAMPLINGS, default=SAMPLING_WITH_REPLACEMENT,
+                      help="how an epoch of N list lines picks its N samples: with_replacement (the "
+                           "release): each one uniformly at random, so some repeat and about 37%% are left "
+                           "out; permutation: every line once, in a shuffled order. Either way seeded by "
+                           "--seed and the epoch, resumable mid-epoch, ceil(N / batchSize) batches (under "
+                           "torchrun, ceil(N / processes) samples per process); stage 1 takes as many "
+                           "style images, picked the same way")
     data.add_argument("--no_flip", action="store_true", help="no random horizontal flip")
     data.add_argument("--no_rotation", action="store_true", help="no random rotation (+-5 degrees)")
     data.add_argument("--no_augment", action="store_true",

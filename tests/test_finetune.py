@@ -19,11 +19,12 @@ from tests import reference
 from tests.conftest import ROOT, checkpoint_args, save_random_checkpoints
 from tests.synthetic import write_kitti
 from tests.test_train_data import write_vkitti
-from training.data import EpochData
+from training.data import EpochData, to_device
 from training.distributed import DistInfo
 from training.losses import depth_loss, masked_depth_loss
 from training.precision import MixedPrecision
 from training.stages import build_stage
+from training.trainer import train_step
 
 CPU = torch.device("cpu")
 NO_AUGMENT = AugmentFlags(flip=False, rotation=False, color=False)
@@ -217,10 +218,10 @@ def finetune_argv(kitti, ckpt, *extra):
 
 def test_one_step_trains_dsa_and_dp_only(kitti, ckpt, tmp_path):
     args = parse_train_args(finetune_argv(kitti, ckpt, "--num_labeled", "2", "--checkpoint_dir", str(tmp_path)))
-    stage = build_stage(args, CPU, DistInfo(), MixedPrecision(None, CPU), warn=pytest.fail)
+    stage = build_stage(args, CPU, DistInfo(), warn=pytest.fail)
     stage.train()
     batches = next(iter(EpochData(stage.datasets, 2, 0, 0, 0, DistInfo(), CPU)))
-    net = stage.net
+    net = stage.model
     before = copy.deepcopy(net.state_dict())
     with torch.no_grad():
         reference_net = copy.deepcopy(net)
@@ -228,7 +229,7 @@ def test_one_step_trains_dsa_and_dp_only(kitti, ckpt, tmp_path):
         out = reference_net.depth_net(reference_net.dsa(image) *
                                       reference_net.struct_decoder(reference_net.struct_encoder(image)))
         expected = masked_depth_loss(out, batches[0]["depth"], batches[0]["valid"]).item()
-    losses = stage.step(batches)
+    losses, _ = train_step(stage, to_device(batches, CPU), MixedPrecision(None, CPU), DistInfo(), CPU)
     assert losses == {"total": pytest.approx(expected, rel=1e-5), "depth": pytest.approx(expected, rel=1e-5)}
     after = net.state_dict()
     for prefix, should_change in (("struct_encoder.", False), ("struct_decoder.", False), ("dsa.", True),
@@ -244,14 +245,14 @@ def test_struct_decoder_option_and_synthetic_mix(kitti, ckpt, tmp_path):
     args = parse_train_args(finetune_argv(kitti, ckpt, "--train_struct_decoder", "--syn_weight", "0.5",
                                           "--syn_root", str(syn_list.parent), "--syn_train_datafile", str(syn_list),
                                           "--checkpoint_dir", str(tmp_path / "run")))
-    stage = build_stage(args, CPU, DistInfo(), MixedPrecision(None, CPU), warn=pytest.fail)
+    stage = build_stage(args, CPU, DistInfo(), warn=pytest.fail)
     stage.train()
     batches = next(iter(EpochData(stage.datasets, 2, 0, 0, 0, DistInfo(), CPU)))
-    before = copy.deepcopy(stage.net.struct_decoder.state_dict())
-    losses = stage.step(batches)
+    before = copy.deepcopy(stage.model.struct_decoder.state_dict())
+    losses, _ = train_step(stage, to_device(batches, CPU), MixedPrecision(None, CPU), DistInfo(), CPU)
     assert losses["total"] == pytest.approx(losses["depth"] + 0.5 * losses["syn_depth"], rel=1e-6)
     assert set(stage.networks()) == {"struct_decoder", "dsa_modle", "depth_net"}
-    assert not all(torch.equal(v, stage.net.struct_decoder.state_dict()[k]) for k, v in before.items())
+    assert not all(torch.equal(v, stage.model.struct_decoder.state_dict()[k]) for k, v in before.items())
 
 
 def test_flag_errors(kitti, ckpt, capsys):

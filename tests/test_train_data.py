@@ -1,5 +1,6 @@
 """Synthetic training data (docs/release.md §2.1): the augmentation against an independent re-implementation,
-the per-sample seeding, the epoch order, and the errors on bad lists and files."""
+the per-sample seeding, the epoch's sampling (with replacement by default, or a permutation), and the errors on
+bad lists and files."""
 import random
 from pathlib import Path
 
@@ -10,7 +11,8 @@ from PIL import Image, ImageEnhance
 
 from datasets import AugmentFlags, DatasetError, ImageListDataset, SyntheticDepthDataset
 from datasets import vkitti
-from training.data import EpochData, cycled_indices, primary_indices
+from options.train_options import parse_train_args
+from training.data import DrawnWithReplacement, EpochData, cycled_indices, draw_positions, primary_indices
 from training.distributed import DistInfo
 
 LOAD_SIZE = (96, 96)
@@ -208,14 +210,102 @@ def test_epoch_order_is_seeded_by_seed_and_epoch():
     assert len(style) == 8 and sorted(style[:3]) == [0, 1, 2] and sorted(style[3:6]) == [0, 1, 2]
 
 
+@pytest.mark.parametrize("sampling", ["with_replacement", "permutation"])
 @pytest.mark.parametrize("workers", [0, 2])
-def test_a_resumed_epoch_sees_the_same_batches(vkitti_data, workers):
+def test_a_resumed_epoch_sees_the_same_batches(vkitti_data, workers, sampling):
     root, list_file = vkitti_data
     ds = SyntheticDepthDataset(str(root), str(list_file), LOAD_SIZE, seed=7)
     args = (1, workers, 7, 1, DistInfo(), torch.device("cpu"))
-    full = list(EpochData([ds], *args))
-    tail = list(EpochData([ds], *args, start=2))
+    full = list(EpochData([ds], *args, sampling=sampling))
+    tail = list(EpochData([ds], *args, start=2, sampling=sampling))
     assert len(full) == 4 and len(tail) == 2
     for (a,), (b,) in zip(full[2:], tail):
         assert torch.equal(a["index"], b["index"])
         assert torch.equal(a["image"], b["image"]) and torch.equal(a["depth"], b["depth"])
+
+
+class IndexOnly(torch.utils.data.Dataset):
+    """``n`` list lines whose items are just their index, seeded as the real datasets are: what an
+    epoch picks, without the images."""
+
+    def __init__(self, n: int, seed: int = 0) -> None:
+        self.n, self.seed, self.epoch = n, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.n
+
+    def rng(self, key: int) -> random.Random:
+        return vkitti.sample_rng(self.seed, self.epoch, key)
+
+    def sample(self, index: int, rng: random.Random) -> dict:
+        return {"index": index}
+
+    def __getitem__(self, index: int) -> dict:
+        return self.sample(index, self.rng(index))
+
+
+def epoch_indices(dataset, epoch: int, dist: DistInfo = DistInfo(), **kwargs) -> list:
+    batches = EpochData([dataset], 4, 0, 0, epoch, dist, torch.device("cpu"), **kwargs)
+    return [i for (batch,) in batches for i in batch["index"].tolist()]
+
+
+def test_the_default_draws_with_replacement_uniformly():
+    data, epochs = IndexOnly(4), 300
+    draws = [epoch_indices(data, e) for e in range(epochs)]
+    assert all(len(d) == 4 for d in draws)
+    # P(four uniform draws over 4 lines are all different) = 4! / 4^4 = 0.09375
+    with_repeats = sum(len(set(d)) < 4 for d in draws) / epochs
+    assert 0.83 < with_repeats < 0.98, with_repeats
+    counts = np.bincount(np.concatenate(draws), minlength=4)
+    assert counts.sum() == 1200 and all(240 <= c <= 360 for c in counts), counts  # 300 +- 4 sd
+    assert draws[:10] != [epoch_indices(IndexOnly(4, seed=1), e) for e in range(10)], "the seed must matter"
+
+
+def test_the_permutation_option_takes_every_line_once():
+    draws = [epoch_indices(IndexOnly(5), e, sampling="permutation") for e in range(20)]
+    assert all(sorted(d) == [0, 1, 2, 3, 4] for d in draws)
+    assert len({tuple(d) for d in draws}) > 1, "the order must change with the epoch"
+
+
+def test_epoch_length_is_the_releases_loader():
+    """The release's DataLoader (drop_last False) gives ceil(N / B) batches, the last one partial."""
+    for sampling in ("with_replacement", "permutation"):
+        batches = list(EpochData([IndexOnly(5)], 2, 0, 0, 0, DistInfo(), torch.device("cpu"), sampling=sampling))
+        assert [b["index"].shape[0] for (b,) in batches] == [2, 2, 1], sampling
+
+
+def test_ranks_take_disjoint_draws():
+    assert draw_positions(5, DistInfo(0, 2)) == [0, 2, 4] and draw_positions(5, DistInfo(1, 2)) == [1, 3, 5]
+    assert draw_positions(5, DistInfo()) == [0, 1, 2, 3, 4]
+    ranks = [epoch_indices(IndexOnly(50), 0, DistInfo(r, 2)) for r in (0, 1)]
+    assert len(ranks[0]) == len(ranks[1]) == 25 and ranks[0] != ranks[1]
+
+
+def test_a_draw_picks_its_line_then_its_augmentation(vkitti_data, monkeypatch):
+    """As the release's __getitem__: randint(0, N - 1) first, then the augmentation, from one generator."""
+    root, list_file = vkitti_data
+    lines = list_file.read_text().splitlines()
+    drawn = DrawnWithReplacement(SyntheticDepthDataset(str(root), str(list_file), LOAD_SIZE))
+    picked = set()
+    for k in range(6):
+        monkeypatch.setattr(vkitti, "sample_rng", lambda *a, k=k: random.Random(k))
+        rng = random.Random(k)
+        index = rng.randint(0, 3)
+        rgb_rel, depth_rel = lines[index].split()
+        image, depth, _ = reference_sample(root / rgb_rel, root / depth_rel, LOAD_SIZE, rng)
+        item = drawn[k]
+        assert item["index"] == index
+        np.testing.assert_allclose(item["depth"].numpy(), depth, atol=1e-6)
+        np.testing.assert_allclose(item["image"].numpy(), image, atol=1e-6)
+        picked.add(index)
+    assert len(picked) > 1
+
+
+def test_sampling_flag():
+    base = ["--train_stage", "TrainStructDecoder", "--syn_root", "r", "--syn_train_datafile", "l",
+            "--Shared_Struct_Encoder_path", "se"]
+    assert parse_train_args(base).sampling == "with_replacement"
+    assert parse_train_args([*base, "--sampling", "permutation"]).sampling == "permutation"

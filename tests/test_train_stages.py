@@ -16,6 +16,7 @@ from training.data import EpochData
 from training.distributed import DistInfo
 from training.precision import MixedPrecision
 from training.stages import build_stage
+from training.trainer import train_step
 
 CPU = torch.device("cpu")
 
@@ -82,7 +83,7 @@ def make_stage(setup, stage, *extra):
         argv += ["--Struct_Decoder_path", str(ckpt["struct_decoder"])]
     args = parse_train_args(argv)
     torch.manual_seed(0)
-    built = build_stage(args, CPU, DistInfo(), MixedPrecision(None, CPU), warn=pytest.fail)
+    built = build_stage(args, CPU, DistInfo(), warn=pytest.fail)
     built.train()
     batch = next(iter(EpochData(built.datasets, 2, 0, 0, 0, DistInfo(), CPU)))
     return built, batch
@@ -112,7 +113,7 @@ def expected_losses(net, batch, stage, lambda_w=1.0, beta=0.001):
 ])
 def test_one_step_losses_and_what_changes(setup, stage, trainable, frozen):
     built, batch = make_stage(setup, stage, "--lambda_w", "2.5")
-    net = built.net
+    net = built.model
     for name in frozen:
         module = getattr(net, name)
         assert not module.training and not any(p.requires_grad for p in module.parameters())
@@ -122,7 +123,7 @@ def test_one_step_losses_and_what_changes(setup, stage, trainable, frozen):
     with torch.no_grad():
         expected = expected_losses(reference, batch, stage, lambda_w=2.5)
     before = {n: copy.deepcopy(getattr(net, n).state_dict()) for n in trainable + frozen}
-    losses = built.step(batch)
+    losses, _ = train_step(built, batch, MixedPrecision(None, CPU), DistInfo(), CPU)
     assert losses.keys() == expected.keys()
     for key, value in expected.items():
         assert losses[key] == pytest.approx(value, rel=1e-5), key
@@ -145,8 +146,8 @@ def test_dsa_starting_points(setup, tmp_path):
     drn["fc.weight"] = torch.zeros(1000, 512)  # the classifier, which the DSA encoder drops
     torch.save(drn, tmp_path / "drn_d_22-4bd2f8ea.pth")
     imagenet, _ = make_stage(setup, "TrainDSAandDPModule", "--dsa_pretrained", str(tmp_path / "drn_d_22-4bd2f8ea.pth"))
-    loaded = imagenet.net.dsa.E.base.state_dict()
+    loaded = imagenet.model.dsa.E.base.state_dict()
     assert all(torch.equal(v, drn[f"layer{k}"]) for k, v in loaded.items() if not k.endswith("num_batches_tracked"))
     released, _ = make_stage(setup, "TrainDSAandDPModule", "--DSAModle_path", str(ckpt["dsa"]))
     expected = torch.load(ckpt["dsa"], weights_only=True)
-    assert all(torch.equal(v, expected[f"module.{k}"]) for k, v in released.net.dsa.state_dict().items())
+    assert all(torch.equal(v, expected[f"module.{k}"]) for k, v in released.model.dsa.state_dict().items())

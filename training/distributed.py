@@ -77,8 +77,8 @@ def broadcast_from_main(value: Any, info: DistInfo) -> Any:
 
 
 def average_gradients(params: Iterable[torch.nn.Parameter], info: DistInfo) -> None:
-    """All-reduce the gradients to their mean over ranks (what DDP does, for the stage whose losses
-    are not one forward pass)."""
+    """All-reduce the gradients to their mean over ranks, as DDP would; every stage uses it, since a
+    stage's forward calls its networks one by one (and stage 1 has two updates per iteration)."""
     if not info.enabled:
         return
     for p in params:

@@ -4,7 +4,7 @@ resuming, per-epoch validation, Ctrl-C and divergence.
 Resuming: ``last.pth`` holds the trainable networks, optimisers, schedulers, loss scaler, counters
 and RNG states. It is written at the end of every epoch and when a stop is requested (Ctrl-C or
 SIGTERM: the current iteration finishes first, then the state is saved at that batch). Since the
-batches of an epoch depend only on (seed, epoch), a resumed run continues at the next batch of the
+batches of an epoch depend only on (seed, epoch, --sampling), a resumed run continues at the next batch of the
 interrupted epoch and produces the same weights as a run that was never stopped (bit for bit on
 CPU; on CUDA up to the non-determinism of the GPU kernels).
 """
@@ -16,7 +16,7 @@ import sys
 import time
 import warnings
 from pathlib import Path
-from typing import Dict, Optional
+from typing import Any, Dict, Optional, Tuple
 
 import torch
 from tensorboardX import SummaryWriter
@@ -33,18 +33,18 @@ from evaluation.loop import build_test_dataset, evaluate, make_loader
 from evaluation.protocol import default_protocol
 from utils.runtime import seed_everything
 
-from .data import EpochData, kill_workers_at_exit
-from .distributed import (DistInfo, any_rank, broadcast_from_main, init_distributed, mean_over_ranks,
-                          shutdown_distributed)
+from .data import EpochData, kill_workers_at_exit, to_device
+from .distributed import (DistInfo, any_rank, average_gradients, broadcast_from_main, init_distributed,
+                          mean_over_ranks, shutdown_distributed)
 from .precision import MixedPrecision
-from .stages import NonFiniteLoss, build_stage
+from .stages import Batch, Stage, build_stage
 from .state import STATE_FORMAT, read_training_state, rng_state, set_rng_state
 
 LAST_STATE = "last.pth"
 BEST_DIR = "best"
 # Flags whose change on --resume alters the run; the state's values win where it holds them
 # (optimiser and scheduler states), so a change is reported.
-RESUME_CHECKED_FLAGS = ("syn_dataset", "syn_root", "syn_train_datafile", "batchSize", "loadSize", "no_flip",
+RESUME_CHECKED_FLAGS = ("syn_dataset", "syn_root", "syn_train_datafile", "batchSize", "loadSize", "sampling", "no_flip",
                         "no_rotation", "no_augment", "lr", "lr_decay_iters", "lambda_w", "hyper_w",
                         "style_dim", "recon_x_w", "recon_c_w", "recon_s_w", "gan_w", "seed",
                         "real_dataset", "real_root", "real_datafile", "num_labeled", "labeled_seed", "syn_weight")
@@ -53,6 +53,38 @@ PLATEAU = {"factor": 0.5, "patience": 5, "threshold": 0.01}
 
 class TrainingDiverged(RuntimeError):
     """A loss or a weight became NaN/inf; nothing was saved after it."""
+
+
+class NonFiniteLoss(RuntimeError):
+    """A loss became NaN or infinite; raised before the backward pass, so the weights are intact."""
+
+
+def check_finite(losses: Dict[str, torch.Tensor], dist: DistInfo, device: torch.device) -> None:
+    """Raise NonFiniteLoss on every rank when a loss is NaN/inf on any rank (before backward)."""
+    bad = [name for name, value in losses.items() if not torch.isfinite(value).all()]
+    if any_rank(bool(bad), dist, device):
+        values = ", ".join(f"{n}={losses[n].item():g}" for n in bad) or "on another process"
+        raise NonFiniteLoss(f"non-finite loss ({values})")
+
+
+def train_step(stage: Stage, batch: Batch, amp: MixedPrecision, dist: DistInfo,
+               device: torch.device) -> Tuple[Dict[str, float], Any]:
+    """One iteration: each of the stage's updates in turn runs ``forward`` and ``loss`` (under
+    autocast; the depth losses cast to float32 themselves), checks the losses on every rank, then
+    backward, gradient averaging over the ranks and the optimiser step. Returns the loss values of
+    all updates and the last update's outputs."""
+    values: Dict[str, float] = {}
+    for update in stage.updates():
+        with amp.autocast():
+            outputs = update.forward(batch)
+            losses = update.loss(outputs, batch)
+        check_finite(losses, dist, device)
+        optimizer = stage.optimizers[update.optimizer]
+        params = [p for group in optimizer.param_groups for p in group["params"]]
+        optimizer.zero_grad(set_to_none=True)
+        amp.step(losses[update.objective], optimizer, lambda: average_gradients(params, dist))
+        values.update((name, value.item()) for name, value in losses.items())
+    return values, outputs
 
 
 class StopSignal:
@@ -116,7 +148,7 @@ class Trainer:
         seed_everything(args.seed)
         self.amp = MixedPrecision(args.amp, device, warn=self.main)
         self.val = self._build_validation() if args.val_dataset and self.main else None
-        self.stage = build_stage(args, device, dist, self.amp, self.warn)
+        self.stage = build_stage(args, device, dist, self.warn)
         self.schedulers = {name: make_scheduler(opt, args) for name, opt in self.stage.optimizers.items()}
         self.epoch, self.batch, self.iteration = args.start_epoch, 0, 0
         self.loss_sum, self.loss_count = 0.0, 0
@@ -187,6 +219,8 @@ class Trainer:
     def _restore(self, state: dict) -> None:
         source = str(self.resume_path)
         self.stage.load_state_dict(state["stage"], source)
+        if state["stage"].get("scaler"):
+            self.amp.scaler.load_state_dict(state["stage"]["scaler"])
         for name, scheduler in self.schedulers.items():
             scheduler.load_state_dict(state["schedulers"][name])
         self.epoch, self.batch, self.iteration = state["epoch"], state["batch"], state["iteration"]
@@ -237,20 +271,16 @@ class Trainer:
         """One epoch from ``self.batch``; False when a stop was requested (state saved)."""
         args = self.args
         data = EpochData(self.stage.datasets, args.batchSize, args.nThreads, args.seed, self.epoch, self.dist,
-                         self.device, start=self.batch)
+                         self.device, start=self.batch, sampling=args.sampling)
         bar = tqdm(total=data.num_batches, initial=data.start, desc=f"epoch {self.epoch + 1}/{args.epochs}",
                    unit="batch", dynamic_ncols=True, disable=not self.main)
         start, images = time.perf_counter(), 0
         try:
             for batches in data:
                 try:
-                    losses = self.stage.step(batches)
+                    losses = self._step(batches)
                 except NonFiniteLoss as exc:
                     raise TrainingDiverged(self._diverged(str(exc), data.num_batches)) from None
-                self.loss_sum += losses["total"]
-                self.loss_count += 1
-                if self.iteration % args.log_freq == 0:
-                    self._log(losses)
                 self.iteration += 1
                 self.batch += 1
                 images += batches[0]["image"].shape[0] * self.dist.world_size
@@ -267,6 +297,16 @@ class Trainer:
         finally:
             bar.close()
         return True
+
+    def _step(self, batches: Tuple[dict, ...]) -> Dict[str, float]:
+        """One iteration, logged when due. Its outputs go out of scope here, before the next one."""
+        batch = to_device(batches, self.device)
+        losses, outputs = train_step(self.stage, batch, self.amp, self.dist, self.device)
+        self.loss_sum += losses["total"]
+        self.loss_count += 1
+        if self.iteration % self.args.log_freq == 0:
+            self._log(losses, batch, outputs)
+        return losses
 
     def _end_epoch(self) -> None:
         args = self.args
@@ -301,7 +341,7 @@ class Trainer:
     def _lr(self) -> float:
         return next(iter(self.stage.optimizers.values())).param_groups[0]["lr"]
 
-    def _log(self, losses: Dict[str, float]) -> None:
+    def _log(self, losses: Dict[str, float], batch: Batch, outputs: Any) -> None:
         if not self.main:
             return
         step = self.iteration
@@ -309,7 +349,7 @@ class Trainer:
             self.writer.add_scalar(f"train/{tag}", losses[key], step)
         self.writer.add_scalar("train/batches_loss_avg", self.loss_sum / self.loss_count, step)
         self.writer.add_scalar("train/lr", self._lr(), step)
-        for name, images in self.stage.images().items():
+        for name, images in self.stage.images(batch, outputs).items():
             self.writer.add_image(f"train/{name}", make_grid(images.clamp(0, 1).cpu(), nrow=1), step)
 
     def _validate(self) -> Dict[str, float]:
@@ -338,7 +378,8 @@ class Trainer:
             "format": STATE_FORMAT, "train_stage": self.args.train_stage,
             "epoch": self.epoch, "batch": self.batch, "iteration": self.iteration,
             "loss_sum": self.loss_sum, "loss_count": self.loss_count, "best": self.best,
-            "world_size": self.dist.world_size, "stage": self.stage.state_dict(),
+            "world_size": self.dist.world_size,
+            "stage": {**self.stage.state_dict(), "scaler": self.amp.scaler.state_dict()},
             "schedulers": {name: s.state_dict() for name, s in self.schedulers.items()},
             "rng": rng_state(), "args": vars(self.args),
         }, self.checkpoint_dir / LAST_STATE)

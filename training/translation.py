@@ -15,8 +15,8 @@ from style, MUNIT-style (Huang et al., ECCV 2018). This module reconstructs it:
   (both sides carry gradient, as in MUNIT); style-code reconstruction |E_s_a(x_ba) - s_a| (+ b);
   generator LSGAN sum_scales mean((D(fake) - 1)^2); discriminator LSGAN
   sum_scales mean(D(fake)^2) + mean((D(real) - 1)^2) on fakes made without gradient.
-  ``generator_losses`` reports the components UNWEIGHTED; only ``total`` applies ``LossWeights``
-  (MUNIT's 10 / 1 / 1 / 1). ``discriminator_losses`` is unweighted (MUNIT scales it by the GAN
+  ``generator_loss`` reports the components UNWEIGHTED; only ``total`` applies ``LossWeights``
+  (MUNIT's 10 / 1 / 1 / 1). ``discriminator_loss`` is unweighted (MUNIT scales it by the GAN
   weight too, which Adam all but ignores; with the default weight 1 they agree).
 - The discriminators' parameters are frozen while the generator losses are built, so a
   generator backward pass leaves no gradients in them and spends no time computing those.
@@ -80,7 +80,7 @@ def init_weights(module: nn.Module, scheme: str) -> None:
                 nn.init.zeros_(m.bias)
 
 
-class _Translations(NamedTuple):
+class Translations(NamedTuple):
     """Random styles, structure codes and the two cross-domain translations of one batch."""
     s_a: torch.Tensor
     s_b: torch.Tensor
@@ -88,6 +88,13 @@ class _Translations(NamedTuple):
     c_b: torch.Tensor
     x_ba: torch.Tensor
     x_ab: torch.Tensor
+
+
+class GeneratorOutputs(NamedTuple):
+    """What the generator update computes from a batch: the translations and both reconstructions."""
+    translations: Translations
+    x_a_recon: torch.Tensor
+    x_b_recon: torch.Tensor
 
 
 @contextmanager
@@ -160,27 +167,32 @@ class StructureStyleTranslation(nn.Module):
         return torch.randn(like.shape[0], self.style_dim, 1, 1, generator=generator).to(like)
 
     def _translate(self, x_a: torch.Tensor, x_b: torch.Tensor,
-                   generator: Optional[torch.Generator] = None) -> _Translations:
+                   generator: Optional[torch.Generator] = None) -> Translations:
         """Structure codes and both translations under random styles (s_a drawn before s_b)."""
         _check_images(x_a, "domain A")
         _check_images(x_b, "domain B")
         s_a = self._random_style(x_b, generator)
         s_b = self._random_style(x_a, generator)
         c_a, c_b = self.struct_encoder(x_a), self.struct_encoder(x_b)
-        return _Translations(s_a, s_b, c_a, c_b, self.decoder_a(c_b, s_a), self.decoder_b(c_a, s_b))
+        return Translations(s_a, s_b, c_a, c_b, self.decoder_a(c_b, s_a), self.decoder_b(c_a, s_b))
 
-    def generator_losses(self, x_a: torch.Tensor, x_b: torch.Tensor,
-                         weights: Optional[LossWeights] = None) -> Dict[str, torch.Tensor]:
-        """'total' (weighted, with grad) and the unweighted components 'recon_x', 'recon_c',
-        'recon_s', 'gan', each summed over both domains."""
-        weights = LossWeights() if weights is None else weights
+    def generator_forward(self, x_a: torch.Tensor, x_b: torch.Tensor) -> GeneratorOutputs:
+        """Translations under fresh random styles and the within-domain reconstructions, with grad."""
         t = self._translate(x_a, x_b)
-        x_a_recon = self.decoder_a(t.c_a, self.style_encoder_a(x_a))
-        x_b_recon = self.decoder_b(t.c_b, self.style_encoder_b(x_b))
+        return GeneratorOutputs(t, self.decoder_a(t.c_a, self.style_encoder_a(x_a)),
+                                self.decoder_b(t.c_b, self.style_encoder_b(x_b)))
+
+    def generator_loss(self, outputs: GeneratorOutputs, x_a: torch.Tensor, x_b: torch.Tensor,
+                       weights: Optional[LossWeights] = None) -> Dict[str, torch.Tensor]:
+        """'total' (weighted, with grad) and the unweighted components 'recon_x', 'recon_c',
+        'recon_s', 'gan', each summed over both domains. The adversarial and the code terms pass the
+        translations through the (frozen) discriminators and the encoders again."""
+        weights = LossWeights() if weights is None else weights
+        t = outputs.translations
         with _frozen(*self._discriminator_modules()):
             gan = lsgan_generator_loss(self.dis_a(t.x_ba)) + lsgan_generator_loss(self.dis_b(t.x_ab))
         losses = {
-            "recon_x": F.l1_loss(x_a_recon, x_a) + F.l1_loss(x_b_recon, x_b),
+            "recon_x": F.l1_loss(outputs.x_a_recon, x_a) + F.l1_loss(outputs.x_b_recon, x_b),
             "recon_c": (F.l1_loss(self.struct_encoder(t.x_ba), t.c_b)
                         + F.l1_loss(self.struct_encoder(t.x_ab), t.c_a)),
             "recon_s": (F.l1_loss(self.style_encoder_a(t.x_ba), t.s_a)
@@ -190,12 +202,17 @@ class StructureStyleTranslation(nn.Module):
         losses["total"] = sum(getattr(weights, name) * value for name, value in losses.items())
         return losses
 
-    def discriminator_losses(self, x_a: torch.Tensor, x_b: torch.Tensor) -> Dict[str, torch.Tensor]:
-        """'total' = 'dis_a' + 'dis_b' (with grad into the discriminators only)."""
-        with torch.no_grad():
-            t = self._translate(x_a, x_b)
-        dis_a = lsgan_discriminator_loss(self.dis_a(t.x_ba), self.dis_a(x_a))
-        dis_b = lsgan_discriminator_loss(self.dis_b(t.x_ab), self.dis_b(x_b))
+    @torch.no_grad()
+    def discriminator_forward(self, x_a: torch.Tensor, x_b: torch.Tensor) -> Translations:
+        """The fakes of the discriminator update: translations under fresh random styles, no grad."""
+        return self._translate(x_a, x_b)
+
+    def discriminator_loss(self, outputs: Translations, x_a: torch.Tensor, x_b: torch.Tensor
+                           ) -> Dict[str, torch.Tensor]:
+        """'total' = 'dis_a' + 'dis_b': each domain's discriminator on the fakes and the real images
+        (with grad into the discriminators only)."""
+        dis_a = lsgan_discriminator_loss(self.dis_a(outputs.x_ba), self.dis_a(x_a))
+        dis_b = lsgan_discriminator_loss(self.dis_b(outputs.x_ab), self.dis_b(x_b))
         return {"total": dis_a + dis_b, "dis_a": dis_a, "dis_b": dis_b}
 
     @torch.no_grad()
