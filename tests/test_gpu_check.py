@@ -116,7 +116,7 @@ def test_quick_run_leaves_docs_alone(quick_run):
 # --- the comparisons fail on broken figures -------------------------------------------------------
 
 def fake_run(tmp_path) -> Run:
-    return Run(torch.device("cpu"), GPU_CHECK_QUICK, data=None, work=tmp_path)
+    return Run(torch.device("cuda"), GPU_CHECK_QUICK, data=None, work=tmp_path)  # compared with "cpu"
 
 
 def test_metric_comparison_fails_on_a_perturbed_metric(tmp_path):
