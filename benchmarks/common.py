@@ -66,6 +66,17 @@ def proc_status_kib(field_name: str) -> Optional[int]:
     return None
 
 
+def reset_peak_rss() -> bool:
+    """Reset VmHWM to the resident set now (Linux ``clear_refs``), so that the next reading is the
+    peak of what follows; False where the system does not allow it."""
+    try:
+        with open("/proc/self/clear_refs", "w", encoding="ascii") as f:
+            f.write("5")
+    except OSError:
+        return False
+    return True
+
+
 _BUSY_LOOP = """
 import sys, torch
 torch.set_num_threads(int(sys.argv[1]))

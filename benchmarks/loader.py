@@ -3,7 +3,7 @@ test loader (image + ground-truth projection) with 0, 2 and 4 worker processes, 
 loaders train.py and test.py build."""
 import time
 import warnings
-from typing import Iterable, List, Tuple
+from typing import Iterable, List, Sequence, Tuple
 
 import torch
 
@@ -37,19 +37,28 @@ def throughput(batches: Iterable[dict]) -> Tuple[float, float]:
     return (total - first_size) / max(end - first_at, 1e-9), first_at - start
 
 
+def training_set(data: BenchData, size: Sequence[int], samples: int) -> SyntheticDepthDataset:
+    """train.py's vKITTI dataset with its default augmentation, over ``samples`` list lines."""
+    return SyntheticDepthDataset(str(data.data_root("vkitti")), str(data.repeated_list("vkitti", samples)),
+                                 size, "VKITTI", AugmentFlags(), seed=0)
+
+
+def training_throughput(dataset: SyntheticDepthDataset, batch: int, workers: int,
+                        device: torch.device) -> Tuple[float, float]:
+    """``throughput`` of train.py's loader (``device`` only decides pinned memory)."""
+    warnings.filterwarnings("ignore", message="This DataLoader will create")  # more workers than cores: intended
+    log(f"[loader] {workers} workers")
+    return throughput(batch for (batch,) in EpochData([dataset], batch, workers, 0, 0, DistInfo(), device))
+
+
 def measure(device: torch.device, plan: Plan, data: BenchData, table: Table) -> None:
     """``device`` only decides pinned memory, as in train.py and test.py."""
-    warnings.filterwarnings("ignore", message="This DataLoader will create")  # more workers than cores: intended
     size = plan.loader_size
-    train_set = SyntheticDepthDataset(str(data.data_root("vkitti")),
-                                      str(data.repeated_list("vkitti", plan.loader_samples)), size, "VKITTI",
-                                      AugmentFlags(), seed=0)
+    train_set = training_set(data, size, plan.loader_samples)
     test_set = build_test_dataset("KITTI", str(data.data_root("kitti")),
                                   str(data.repeated_list("kitti", plan.loader_samples)), size)
     for workers in plan.loader_workers:
-        log(f"[loader] {workers} workers")
-        train = EpochData([train_set], plan.loader_batch, workers, 0, 0, DistInfo(), device)
-        rate, first = throughput(batch for (batch,) in train)
+        rate, first = training_throughput(train_set, plan.loader_batch, workers, device)
         image = data.manifest["vkitti"]["size"]
         table.add(f"vKITTI training, {image[0]}×{image[1]} -> {size_text(size)}, flip/rotation/colour",
                   plan.loader_batch, workers, fmt(rate), fmt(1e3 / rate), fmt(first))

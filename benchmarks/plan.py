@@ -4,10 +4,10 @@ CUDA always gets the issue's full sizes (192x640; training batches 1, 8, 32). Th
 only with --full: on a 2-core CPU a stage-1 step at 192x640 takes minutes, so the default CPU plan
 uses smaller inputs and fewer repeats to finish within 10 minutes, and says so in every table.
 """
-from dataclasses import dataclass
-from typing import Tuple
+from dataclasses import dataclass, replace
+from typing import Dict, Tuple
 
-from constants import STAGE_DSA_DP, STAGES, TRAIN_LOAD_SIZE
+from constants import LOAD_SIZE, STAGE_DSA_DP, STAGES, TRAIN_LOAD_SIZE
 
 from .data import WorldSpec
 
@@ -84,3 +84,41 @@ def select(full: bool, smoke: bool) -> Tuple[Plan, Plan, WorldSpec]:
     if smoke:
         return SMOKE, SMOKE, SMOKE_WORLD
     return (CPU_FULL if full else CPU_DEFAULT), CUDA_FULL, KITTI_WORLD
+
+
+@dataclass(frozen=True)
+class CheckPlan:
+    """Sizes and counts of one run of the check."""
+
+    name: str
+    world: WorldSpec
+    test_sizes: Dict[str, Size]                # test.py's --loadSize per dataset
+    step: Tuple[int, Size]                     # batch and input of the CPU/CUDA training step
+    modes: Tuple[str, ...]
+    batches: Tuple[int, ...]
+    infer_size: Size
+    train: Tuple[int, Size, Size, int]         # batch, input (stages 2-3), input (stage 1), timed steps
+    curve: Tuple[str, int, Size, int]          # stage, batch, input, steps
+    loader_workers: Tuple[int, ...]
+    loader: Tuple[int, Size, int]              # batch, input, samples
+    bench: Plan                                # inference repeats, evaluation-loop frames and size
+    ddp: Tuple[int, Size]                      # batch per process, input
+    cpu_processes: int                         # torchrun processes without CUDA (gloo)
+    quick: bool
+
+
+# benchmarks/gpu_check.py: the issue's sizes on CUDA; tiny ones with --quick, where only the code
+# paths count.
+GPU_CHECK = CheckPlan(
+    name="CUDA plan (192×640; batches 1, 8, 32)", world=KITTI_WORLD,
+    test_sizes={"KITTI": LOAD_SIZE["KITTI"], "NYUD_V2": LOAD_SIZE["NYUD_V2"]}, step=(4, FULL),
+    modes=CUDA_MODES, batches=(1, 8, 32), infer_size=FULL, train=(32, FULL, FULL, 3),
+    curve=(STAGE_DSA_DP, 8, FULL, 50), loader_workers=(4, 8, 16), loader=(32, FULL, 512),
+    bench=replace(CUDA_FULL, repeats=10, budget_s=5.0), ddp=(4, FULL), cpu_processes=2, quick=False)
+
+GPU_CHECK_QUICK = CheckPlan(
+    name="--quick plan (tiny sizes: the code paths, not the numbers)", world=SMOKE_WORLD,
+    test_sizes={"KITTI": (96, 96), "NYUD_V2": (96, 96)}, step=(1, (96, 96)),
+    modes=CUDA_MODES, batches=(1, 2), infer_size=(96, 96), train=(1, (96, 96), (64, 64), 1),
+    curve=(STAGE_DSA_DP, 1, (96, 96), 4), loader_workers=(1, 2), loader=(2, (96, 96), 8),
+    bench=SMOKE, ddp=(1, (96, 96)), cpu_processes=2, quick=True)

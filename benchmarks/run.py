@@ -17,6 +17,7 @@ if not __package__:  # run as a script: import from the repository, not from ben
 import torch  # noqa: E402
 
 from benchmarks import eval_loop, inference, loader, training  # noqa: E402
+from benchmarks.checks import current_block  # noqa: E402
 from benchmarks.common import NO_GPU, ROOT, Target, log, machine_info  # noqa: E402
 from benchmarks.data import prepare  # noqa: E402
 from benchmarks.plan import select  # noqa: E402
@@ -56,10 +57,12 @@ def main(argv=None) -> int:
     machine = machine_info()
     machine["benchmark run time"] = f"{(time.perf_counter() - start) / 60:.1f} min"
     command = " ".join(["python benchmarks/run.py", *(argv if argv is not None else sys.argv[1:])])
-    text = render(machine, command, [t.label for t in targets], sections)
+    out = ROOT / args.out if args.out != "-" else None
+    previous = out.read_text(encoding="utf-8") if out and out.exists() else ""
+    # the GPU-check block is benchmarks/gpu_check.py's: kept as it is
+    text = render(machine, command, [t.label for t in targets], sections) + "\n\n" + current_block(previous)
     print(text)
-    if args.out != "-":
-        out = ROOT / args.out
+    if out:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(text + "\n", encoding="utf-8")
         log(f"wrote {out}")

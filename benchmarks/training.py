@@ -50,12 +50,13 @@ def train_flags(data: BenchData, stage: str, batch: int, size: Sequence[int], de
             "--seed", "0", "--device", device, "--nThreads", "0"]
 
 
-def run_worker(launcher: List[str], flags: List[str], steps: int, env: Dict[str, str]) -> dict:
+def run_worker(launcher: List[str], flags: List[str], steps: int, env: Dict[str, str],
+               timeout_s: float = TIMEOUT_S) -> dict:
     """Run benchmarks/train_worker.py (via ``launcher``) and return its result."""
     with tempfile.TemporaryDirectory(prefix="s2r-bench-") as tmp:
         out = Path(tmp) / "result.json"
         cmd = [*launcher, "--out", str(out), "--warmup", "1", "--steps", str(steps), "--", *flags]
-        proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=TIMEOUT_S)
+        proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout_s)
         if proc.returncode or not out.exists():
             lines = (proc.stderr or proc.stdout).strip().splitlines() or ["no output"]
             raise RuntimeError(f"exit status {proc.returncode}: {lines[-1][:200]}")
