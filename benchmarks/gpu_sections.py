@@ -21,7 +21,9 @@ from inference.modes import MODES, set_tf32
 from options.train_options import parse_train_args
 from training.distributed import DistInfo
 from training.precision import MixedPrecision
+from training.data import to_device
 from training.stages import build_stage
+from training.trainer import train_step
 from utils.checkpoint import load_s2r
 from utils.runtime import seed_everything
 
@@ -97,10 +99,10 @@ def first_step_losses(run: Run, stage: str, device: torch.device) -> Dict[str, f
     if device.type == "cuda":
         set_tf32(False)
     seed_everything(args.seed)
-    built = build_stage(args, device, DistInfo(), MixedPrecision(None, device), warn=lambda message: None)
+    built = build_stage(args, device, DistInfo(), warn=lambda message: None)
     built.train()
-    batches = collect_batches(built, batch, 1, args.seed, DistInfo(), device)
-    return built.step(batches[0])
+    batches = collect_batches(built, batch, 1, args.seed, args.sampling, DistInfo(), device)
+    return train_step(built, to_device(batches[0], device), MixedPrecision(None, device), DistInfo(), device)[0]
 
 
 MetricsFn = Callable[[Run, str, str, str], Dict[str, float]]
