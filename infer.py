@@ -25,7 +25,7 @@ from inference.predict import to_gt_size, upsample
 from options.infer_options import check_infer_args, infer_parser
 from utils.checkpoint import checkpoint_paths
 from utils.errors import exit_on_user_error
-from utils.runtime import worker_init
+from utils.runtime import resolve_device, worker_init
 
 MAX_LISTED_SKIPS = 10
 
@@ -43,7 +43,8 @@ def load_model(args: argparse.Namespace) -> DepthPredictor:
     """The ONNX export of --onnx, or the PyTorch model of the checkpoints."""
     if args.onnx:
         return OnnxDepth(args.onnx, args.loadSize, args.max_depth)
-    return S2RDepth.from_checkpoints(checkpoint_paths(args), device=args.device,
+    device = resolve_device(args.device)  # a bad --device fails before the checkpoints are looked up
+    return S2RDepth.from_checkpoints(checkpoint_paths(args), device=device,
                                      domain=args.domain or "outdoor", load_size=args.loadSize,
                                      max_depth=args.max_depth, inference_mode=args.inference_mode)
 

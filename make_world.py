@@ -7,7 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from options.common import HelpFormatter, output_dir, positive_int, seed
+from options.common import HelpFormatter, non_negative_int, output_dir, positive_int, seed
 from sample_world.world import PRESETS, VARIANT_NAMES, generate_world
 
 
@@ -36,18 +36,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--preset", choices=sorted(PRESETS), default="default",
                    help="counts and sizes: 'default' (full-size data) or 'tiny' (seconds, for tests)")
     g = p.add_argument_group("overrides of the preset")
-    g.add_argument("--vkitti_worlds", type=positive_int, help="number of vKITTI worlds (0001, 0002, ...)")
-    g.add_argument("--vkitti_frames", type=positive_int, help="frames per vKITTI world")
+    g.add_argument("--vkitti_worlds", type=non_negative_int, help="number of vKITTI worlds (0001, 0002, ...)")
+    g.add_argument("--vkitti_frames", type=non_negative_int, help="frames per vKITTI world")
     g.add_argument("--variants", type=_variants,
                    help=f"comma-separated vKITTI variants (same geometry, other weather): {','.join(VARIANT_NAMES)}")
     g.add_argument("--vkitti_size", type=_size, help="vKITTI image size WIDTHxHEIGHT (intrinsics scale with it)")
-    g.add_argument("--kitti_drives", type=positive_int, help="number of KITTI raw drives")
-    g.add_argument("--kitti_frames", type=positive_int, help="listed frames per KITTI drive")
+    g.add_argument("--kitti_drives", type=non_negative_int, help="number of KITTI raw drives")
+    g.add_argument("--kitti_frames", type=non_negative_int, help="listed frames per KITTI drive")
     g.add_argument("--kitti_size", type=_size, help="KITTI image size WIDTHxHEIGHT (P_rect scales with it)")
     g.add_argument("--lidar_azimuths", type=positive_int, help="azimuth steps per 360 degree velodyne sweep (64 beams)")
-    g.add_argument("--nyu_rooms", type=positive_int, help="number of NYUD-v2 test rooms")
+    g.add_argument("--nyu_rooms", type=non_negative_int, help="number of NYUD-v2 test rooms")
     g.add_argument("--nyu_size", type=_size, help="NYU image size WIDTHxHEIGHT")
-    g.add_argument("--style_images", type=positive_int, help="number of style paintings")
+    g.add_argument("--style_images", type=non_negative_int, help="number of style paintings")
     g.add_argument("--style_size", type=_size, help="style painting size WIDTHxHEIGHT")
     p.add_argument("--workers", type=positive_int, help="worker processes (default: all CPU cores)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")

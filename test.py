@@ -106,10 +106,11 @@ def evaluate_one(parser: argparse.ArgumentParser, args: argparse.Namespace) -> T
     result = score(frames, protocol, on_frame, total=len(loader))
     bad = non_finite_metrics(result.metrics)
     if bad:
-        source = (f"the predictions in {args.pred_dir}" if args.pred_dir else
-                  f"the network ({', '.join(extra['checkpoints'].values())}, --inference_mode "
-                  f"{extra['inference_mode']})")
-        raise UserError(f"the metrics {', '.join(bad)} are not finite: {source} gave NaN or infinite depth; "
+        source = (f"the predictions in {args.pred_dir} hold" if args.pred_dir else
+                  f"the network predicted")
+        where = "" if args.pred_dir else (f" (checkpoints {', '.join(extra['checkpoints'].values())}, "
+                                          f"--inference_mode {extra['inference_mode']})")
+        raise UserError(f"the metrics {', '.join(bad)} are not finite: {source} NaN or infinite depth{where}; "
                         f"no results were written")
     write_results(out_dir, result, protocol, {"dataset": args.dataset, **extra})
     print(summary(result, protocol))

@@ -5,7 +5,7 @@ from typing import List, Optional
 
 from constants import (CHECKPOINT_FLAGS, DATASETS, DEFAULT_DRN_IMAGENET, DEPTH_SCALE, SAMPLING_WITH_REPLACEMENT,
                        SAMPLINGS, STAGE_DSA_DP, STAGE_FINETUNE_REAL, STAGE_STRUCT_DECODER, STAGE_STRUCT_ENCODER,
-                       STAGES, TRAIN_LOAD_SIZE)
+                       TRAIN_LOAD_SIZE, TRAIN_STAGES)
 
 from .common import (HelpFormatter, add_device, check_load_size, load_size, non_negative_float, non_negative_int,
                      output_dir, positive_float, positive_int, seed)
@@ -39,7 +39,7 @@ def _amp_mode(text: str) -> str:
 
 def train_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=DESCRIPTION, formatter_class=HelpFormatter)
-    parser.add_argument("--train_stage", choices=STAGES, required=True, help="which stage to train")
+    parser.add_argument("--train_stage", choices=TRAIN_STAGES, required=True, help="which stage to train")
 
     data = parser.add_argument_group("synthetic training data")
     data.add_argument("--syn_dataset", choices=("VKITTI", "SUNCG"), default="VKITTI",

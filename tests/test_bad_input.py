@@ -152,7 +152,7 @@ FLAG_VALUES = [
     ("demo", ["--seed", "-5"], r"argument --seed: must be an integer in 0..4294967295 .*, got -5"),
     ("demo", ["--epochs", "1", "0", "1"], r"argument --epochs: must be a positive integer, got 0"),
     ("make_world", ["--seed", "-1"], r"argument --seed: must be an integer in 0..4294967295 .*, got -1"),
-    ("make_world", ["--kitti_frames", "0"], r"argument --kitti_frames: must be a positive integer, got 0"),
+    ("make_world", ["--kitti_frames", "-1"], r"argument --kitti_frames: must be >= 0, got -1"),
     ("make_world", ["--kitti_size", "0x10"], r"kitti_size must be \(width, height\) of at least 8 pixels"),
 ]
 

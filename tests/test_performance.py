@@ -220,9 +220,9 @@ def test_exact_verdict_follows_the_metric_difference(bench_data, monkeypatch):
 
     monkeypatch.setattr(inference, "run_mode", fake_run)
     monkeypatch.setattr(torch._inductor.config, "force_disable_caches", torch._inductor.config.force_disable_caches)
-    plan = replace(SMOKE, inference=tuple((m, 1, (96, 96)) for m in offsets))
+    plan = replace(SMOKE, inference=tuple((m, 1, (96, 96)) for m in offsets), onnxruntime=())
     table = common.Table("T", inference.COLUMNS)
-    exact = inference.measure(torch.device("cpu"), plan, bench_data, table)
+    exact, _ = inference.measure(torch.device("cpu"), plan, bench_data, table)
     assert calls == list(offsets)
     assert {row[0]: row[-1] for row in table.rows} == {"eager": "yes", "channels_last": "yes", "compile": "no",
                                                       "bf16": "no (by design)"}
