@@ -1,6 +1,7 @@
 """Precompute the ground truth of a whole test list into one file (like monodepth2's
 export_gt_depth.py), so that repeated evaluations skip the projection (KITTI's velodyne scans,
-nuScenes' lidar sweeps) or the PNG decoding (KITTI_BENCHMARK).
+nuScenes' lidar sweeps), the PNG decoding (KITTI_BENCHMARK), the grid resize (MAKE3D) or the
+HDF5 reads (NYUD_V2_OFFICIAL).
 
 Example:
     python export_gt_depth.py --root $KITTI_RAW --test_datafile datasets/kitti/test.txt \

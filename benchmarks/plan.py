@@ -5,7 +5,7 @@ only with --full: on a 2-core CPU a stage-1 step at 192x640 takes minutes, so th
 uses smaller inputs and fewer repeats to finish within 10 minutes, and says so in every table.
 """
 from dataclasses import dataclass, replace
-from typing import Dict, Tuple
+from typing import Dict, Optional, Tuple
 
 from constants import LOAD_SIZE, STAGE_DSA_DP, STAGES, TRAIN_LOAD_SIZE
 
@@ -36,6 +36,8 @@ class Plan:
     ddp: Tuple[str, int, Size, int]                # (stage, batch per process, input, timed steps)
     projection_repeats: int
     onnxruntime: Tuple[Tuple[int, Size], ...] = ()  # (batch, input) of the onnxruntime rows (CPU)
+    sets_input: Optional[Size] = None              # evaluation sets: None = real-size frames at each
+                                                   # set's input; else tiny frames at this input
 
 
 def _inference(modes, groups) -> Tuple[Tuple[str, int, Size], ...]:
@@ -72,7 +74,8 @@ SMOKE = Plan(
     repeats=1, budget_s=1.0, eval_size=(96, 96), eval_frames=3,
     train=tuple((stage, 1, (64, 64) if stage == STAGES[0] else (96, 96), 1) for stage in STAGES),
     loader_size=(96, 96), loader_batch=2, loader_samples=8, loader_workers=(0, 2),
-    ddp=(STAGE_DSA_DP, 1, (96, 96), 1), projection_repeats=2, onnxruntime=((1, (96, 96)),))
+    ddp=(STAGE_DSA_DP, 1, (96, 96), 1), projection_repeats=2, onnxruntime=((1, (96, 96)),),
+    sets_input=(96, 96))
 
 KITTI_WORLD = WorldSpec(image_size=(1242, 375), lidar_azimuths=1800, vkitti_frames=4, kitti_frames=3)
 SMOKE_WORLD = WorldSpec(image_size=(320, 96), lidar_azimuths=360, vkitti_frames=2, kitti_frames=2,

@@ -1,5 +1,5 @@
-"""Benchmarks: inference speed per mode, the evaluation loop, training steps and memory, data loading
-and multi-process scaling; printed as markdown and written to docs/performance.md.
+"""Benchmarks: inference speed per mode, the evaluation loop, reading each evaluation set, training
+steps and memory, data loading and multi-process scaling; printed as markdown and written to docs/performance.md.
 
     python benchmarks/run.py            # CPU at reduced sizes (+ CUDA at full sizes when present)
     python benchmarks/run.py --full     # the full sizes on the CPU too
@@ -16,7 +16,7 @@ if not __package__:  # run as a script: import from the repository, not from ben
 
 import torch  # noqa: E402
 
-from benchmarks import eval_loop, inference, loader, training  # noqa: E402
+from benchmarks import eval_loop, eval_sets, inference, loader, training  # noqa: E402
 from benchmarks.checks import current_block  # noqa: E402
 from benchmarks.common import NO_GPU, ROOT, Target, log, machine_info  # noqa: E402
 from benchmarks.data import prepare  # noqa: E402
@@ -24,8 +24,8 @@ from benchmarks.plan import select  # noqa: E402
 from benchmarks.report import render  # noqa: E402
 from options.benchmark_options import benchmark_parser  # noqa: E402
 
-SECTIONS = {"inference": inference.section, "eval": eval_loop.section, "training": training.section,
-            "loader": loader.section}
+SECTIONS = {"inference": inference.section, "eval": eval_loop.section, "evalsets": eval_sets.section,
+            "training": training.section, "loader": loader.section}
 
 
 def make_targets(device: str, full: bool, smoke: bool) -> List[Target]:

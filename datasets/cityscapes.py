@@ -2,7 +2,7 @@
 dataset's SGM disparity and each frame's camera file; the ego car's hood (the bottom quarter) is cut
 off image and GT alike, as in manydepth's evaluation."""
 import json
-from typing import Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 from PIL import Image
@@ -47,10 +47,12 @@ def hood_rows(h: int) -> int:
 class CityscapesTest(EvalDataset):
     """Lines ``leftImg8bit/... disparity/... camera/..._camera.json`` relative to ``root``."""
 
-    def __init__(self, root: str, list_file: str, load_size: Sequence[int] = (192, 512)) -> None:
-        super().__init__(load_size)
+    def __init__(self, root: str, list_file: str, load_size: Sequence[int] = (192, 512),
+                 gt_cache: Optional[str] = None) -> None:
+        super().__init__(load_size, gt_cache)
         self.entries = read_list(list_file, 3, root=root, check_fields=(0, 1, 2))
         self.files = [tuple(resolve(root, f) for f in e.fields) for e in self.entries]
+        self.check_cache()
 
     def image(self, i: int) -> Image.Image:
         img = open_image(self.files[i][0], self.entries[i])
@@ -67,7 +69,7 @@ class CityscapesTest(EvalDataset):
 
 
 EVAL_SET = EvalSet(
-    name="CITYSCAPES", build=CityscapesTest,
+    name="CITYSCAPES", build=CityscapesTest, cacheable=True,
     layout="<root>/leftImg8bit/val/<city>/*_leftImg8bit.png, disparity/val/<city>/*_disparity.png "
            "(depth = baseline*fx / ((v-1)/256)), camera/val/<city>/*_camera.json; lines "
            "'image disparity camera'; bottom quarter (ego-car hood) cut off",

@@ -1,7 +1,7 @@
 """DRIVINGSTEREO: the DrivingStereo test frames (Yang et al., CVPR 2019), half or full size, with the
 dataset's depth maps, or its disparity maps turned into depth with the sequence's calibration."""
 import os
-from typing import Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 from PIL import Image
@@ -37,8 +37,9 @@ class DrivingStereoTest(EvalDataset):
     under a ``depth-map*`` folder is depth; under ``disparity-map*`` it is disparity, converted with
     ``<root>/calib/half-image-calib/<sequence>.txt`` (or full-image-calib, rescaled to the image)."""
 
-    def __init__(self, root: str, list_file: str, load_size: Sequence[int] = (192, 416)) -> None:
-        super().__init__(load_size)
+    def __init__(self, root: str, list_file: str, load_size: Sequence[int] = (192, 416),
+                 gt_cache: Optional[str] = None) -> None:
+        super().__init__(load_size, gt_cache)
         self.root = root
         entries = read_list(list_file, 3, root=root, check_fields=(0, 2)) if _fields(list_file) == 3 \
             else read_list(list_file, 2, root=root, check_fields=(0, 1))
@@ -46,6 +47,7 @@ class DrivingStereoTest(EvalDataset):
         self.files = [(resolve(root, e.fields[0]), resolve(root, e.fields[-1])) for e in entries]
         self.kinds = [self._kind(e) for e in entries]
         self.calibs = [self.calibration(i) if kind == "disparity" else None for i, kind in enumerate(self.kinds)]
+        self.check_cache()
 
     def _kind(self, entry) -> str:
         folder = os.path.basename(os.path.dirname(entry.fields[-1]))
@@ -91,7 +93,7 @@ def _fields(list_file: str) -> int:
 
 
 EVAL_SET = EvalSet(
-    name="DRIVINGSTEREO", build=DrivingStereoTest,
+    name="DRIVINGSTEREO", build=DrivingStereoTest, cacheable=True,
     layout="<root>/test-left-image/left-image-half-size/<seq>_<time>.jpg with test-depth-map/"
            "depth-map-half-size/*.png (uint16 m x 256) or test-disparity-map/disparity-map-half-size/*.png "
            "(px x 256) and calib/half-image-calib/<seq>.txt; lines 'left right gt' or 'left gt'",

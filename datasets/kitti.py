@@ -126,10 +126,12 @@ def generate_depth_map(calib_dir: str, velo_path: str, shape: Sequence[int], cam
 
 
 class GTCache:
-    """Ground truth of a whole list, precomputed by export_gt_depth.py, stored sparsely and exactly.
+    """Ground truth of a whole list, precomputed by export_gt_depth.py, stored exactly.
 
-    The file holds, per frame, the GT size, the flat indices of the valid pixels and their float64
-    depths, plus the list lines it was made from so that a stale cache is detected.
+    The file holds, per frame, the GT size and its depths, plus the list lines it was made from so
+    that a stale cache is detected. Sparse maps (lidar) keep only the valid pixels with their flat
+    indices; maps valid at more than half their pixels (Make3D, NYU) are stored whole, which is
+    smaller. Depths are stored as float32 where that loses nothing, else as float64.
     """
 
     def __init__(self, path: str) -> None:
@@ -141,6 +143,7 @@ class GTCache:
                 self.offsets = f["offsets"]
                 self.index = f["index"]
                 self.depth = f["depth"]
+                self.dense = bool(f["dense"]) if "dense" in f.files else False
         except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:
             raise DatasetError(f"{path} is not a ground-truth cache written by export_gt_depth.py "
                                f"({exc})") from exc
@@ -160,26 +163,33 @@ class GTCache:
                                    f"{self.path} ({cached!r}); re-run export_gt_depth.py")
 
     def __getitem__(self, i: int) -> np.ndarray:
-        h, w = self.shapes[i]
+        h, w = (int(v) for v in self.shapes[i])
         lo, hi = self.offsets[i], self.offsets[i + 1]
-        depth = np.zeros(int(h) * int(w), dtype=np.float64)
+        if self.dense:
+            return self.depth[lo:hi].astype(np.float64).reshape(h, w)
+        depth = np.zeros(h * w, dtype=np.float64)
         depth[self.index[lo:hi]] = self.depth[lo:hi]
-        return depth.reshape(int(h), int(w))
+        return depth.reshape(h, w)
 
     @staticmethod
     def write(path: str, lines: List[str], depths: List[np.ndarray]) -> None:
-        """Store the GT maps of ``lines`` sparsely (only non-zero pixels)."""
+        """Store the GT maps of ``lines``: whole or only their non-zero pixels, whichever is smaller."""
         flat = [d.reshape(-1) for d in depths]
         index = [np.flatnonzero(f) for f in flat]
+        valid, total = sum(len(i) for i in index), sum(len(f) for f in flat)
+        dense = 2 * valid > total
+        stored = flat if dense else [f[i] for f, i in zip(flat, index)]
+        values = np.concatenate(stored) if stored else np.zeros(0)
+        if np.array_equal(values.astype(np.float32), values):
+            values = values.astype(np.float32)
         offsets = np.zeros(len(flat) + 1, dtype=np.int64)
-        offsets[1:] = np.cumsum([len(i) for i in index])
+        offsets[1:] = np.cumsum([len(v) for v in stored])
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         tmp = f"{path}.tmp.npz"
         try:
             np.savez(tmp, lines=np.array(lines), shapes=np.array([d.shape for d in depths], dtype=np.int64),
-                     offsets=offsets,
-                     index=np.concatenate(index).astype(np.int64) if index else np.zeros(0, np.int64),
-                     depth=np.concatenate([f[i] for f, i in zip(flat, index)]) if index else np.zeros(0))
+                     offsets=offsets, dense=np.array(dense), depth=values,
+                     index=np.zeros(0, np.int64) if dense or not index else np.concatenate(index).astype(np.int64))
             os.replace(tmp, path)
         finally:  # an interrupted write leaves neither a torn cache nor its temporary file
             if os.path.exists(tmp):

@@ -1,7 +1,7 @@
 """NYUD_V2_OFFICIAL: the 654 test frames of the official split, read straight from
 ``nyu_depth_v2_labeled.mat`` (MATLAB v7.3, i.e. HDF5) and ``splits.mat`` (Silberman et al., ECCV 2012)."""
 import os
-from typing import List, Sequence
+from typing import List, Optional, Sequence
 
 import h5py
 import numpy as np
@@ -33,8 +33,9 @@ class NYUDv2Official(EvalDataset):
     """``root`` holds nyu_depth_v2_labeled.mat: ``images`` (N, 3, W, H) uint8 and ``depths``
     (N, W, H) float32 metres, as MATLAB writes them (transposed); frame k is entry k-1."""
 
-    def __init__(self, root: str, list_file: str, load_size: Sequence[int] = LOAD_SIZE["NYUD_V2"]) -> None:
-        super().__init__(load_size)
+    def __init__(self, root: str, list_file: str, load_size: Sequence[int] = LOAD_SIZE["NYUD_V2"],
+                 gt_cache: Optional[str] = None) -> None:
+        super().__init__(load_size, gt_cache)
         self.path = os.path.join(root, LABELED_FILE)
         self.entries = read_indices(str(list_file))
         with self._open() as f:
@@ -46,6 +47,7 @@ class NYUDv2Official(EvalDataset):
             if int(e.fields[0]) > count:
                 raise DatasetError(f"{e.where()}: frame {e.fields[0]} is beyond the {count} frames of "
                                    f"{self.path}")
+        self.check_cache()
 
     def _open(self) -> h5py.File:
         # Opened per read: an h5py handle cannot cross into the DataLoader's worker processes.
@@ -70,7 +72,7 @@ class NYUDv2Official(EvalDataset):
 
 
 EVAL_SET = EvalSet(
-    name="NYUD_V2_OFFICIAL", build=NYUDv2Official,
+    name="NYUD_V2_OFFICIAL", build=NYUDv2Official, cacheable=True,
     layout=f"<root>/{LABELED_FILE} (HDF5: images, depths in m); --test_datafile splits.mat (testNdxs) "
            "or a text list of 1-based frame indices; --crop eigen_nyu for Eigen's crop",
     depth_scale=DEPTH_SCALE["NYUD_V2"], load_size=LOAD_SIZE["NYUD_V2"], max_depth=DEPTH_SCALE["NYUD_V2"],

@@ -3,9 +3,9 @@ import argparse
 
 from .common import HelpFormatter
 
-SECTIONS = ("inference", "eval", "training", "loader")
+SECTIONS = ("inference", "eval", "evalsets", "training", "loader")
 DESCRIPTION = """\
-Measure inference, the evaluation loop, training and data loading; print the report as markdown and
+Measure inference, the evaluation loop, reading each evaluation set, training and data loading; print the report as markdown and
 write it to docs/performance.md with the machine it ran on.
 
 The CPU is measured at reduced sizes by default (under 10 minutes on an idle 2-core CPU); a CUDA device, when

@@ -15,8 +15,18 @@ from datasets.registry import build_eval_dataset, eval_sets
 from evaluation.protocol import Protocol, crop_mask, default_protocol, evaluate_depth
 from utils.errors import exit_on_user_error
 
-from . import benchmark_data as bd
+from sample_world import evalsets as bd
+
 from .conftest import checkpoint_args
+
+SHARED_DS_NAME = "2018-07-11-14-48-52_2018-07-11-15-42-59-522"   # a test-list name of the calib's sequence
+
+
+def link(src, dst) -> None:
+    """The real samples of ../shared/data go into each set's layout as symbolic links (never copied)."""
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    os.symlink(src, dst)
+
 
 NEW_SETS = ("KITTI_BENCHMARK", "MAKE3D", "NUSCENES", "DRIVINGSTEREO", "CITYSCAPES", "NYUD_V2_OFFICIAL")
 
@@ -80,13 +90,13 @@ def test_kitti_benchmark_real_annotated_gt(shared_data, tmp_path):
     kd = shared_data / "kitti_depth"
     drive = tmp_path / "2011_09_26" / "2011_09_26_drive_0002_sync"
     crop = kd / "val_selection_cropped"
-    bd.link(crop / "image" / "2011_09_26_drive_0002_sync_image_0000000053_image_02.png",
+    link(crop / "image" / "2011_09_26_drive_0002_sync_image_0000000053_image_02.png",
             drive / "image_02" / "data" / "0000000053.png")
-    bd.link(crop / "groundtruth_depth" / "2011_09_26_drive_0002_sync_groundtruth_depth_0000000053_image_02.png",
+    link(crop / "groundtruth_depth" / "2011_09_26_drive_0002_sync_groundtruth_depth_0000000053_image_02.png",
             drive / "proj_depth" / "groundtruth" / "image_02" / "0000000053.png")
     for frame in ("0000000005", "0000000050", "0000000100"):   # full-size maps of an unrecorded drive
-        bd.link(kd / "metric3d_kitti_demo" / "rgb" / f"{frame}.png", drive / "image_02" / "data" / f"{frame}.png")
-        bd.link(kd / "metric3d_kitti_demo" / "depth" / f"{frame}.png",
+        link(kd / "metric3d_kitti_demo" / "rgb" / f"{frame}.png", drive / "image_02" / "data" / f"{frame}.png")
+        link(kd / "metric3d_kitti_demo" / "depth" / f"{frame}.png",
                 drive / "proj_depth" / "groundtruth" / "image_02" / f"{frame}.png")
     lines = "".join(f"2011_09_26/2011_09_26_drive_0002_sync {f} l\n" for f in (53, 5, 50, 100))
     (tmp_path / "list.txt").write_text(lines)
@@ -104,8 +114,8 @@ def test_kitti_benchmark_real_annotated_gt(shared_data, tmp_path):
 def make3d_real_layout(shared_data, root):
     names = ("op36-p-343t000", "op57-p-283t000")   # Train400 pairs, same formats as Test134
     for n in names:
-        bd.link(shared_data / "make3d" / "Train400Img" / f"img-{n}.jpg", root / "Test134" / f"img-{n}.jpg")
-        bd.link(shared_data / "make3d" / "Train400Depth" / f"depth_sph_corr-{n}.mat",
+        link(shared_data / "make3d" / "Train400Img" / f"img-{n}.jpg", root / "Test134" / f"img-{n}.jpg")
+        link(shared_data / "make3d" / "Train400Depth" / f"depth_sph_corr-{n}.mat",
                 root / "Gridlaserdata" / f"depth_sph_corr-{n}.mat")
     (root / "list.txt").write_text(f"img-{names[0]}.jpg\nimg-{names[1]}\n")
     return names
@@ -170,7 +180,7 @@ def nuscenes_from_pkl(shared_data, folder):
 
 def test_nuscenes_real_sample(shared_data, tmp_path):
     dataroot = tmp_path / "nuscenes"
-    bd.link(shared_data / "nuscenes" / "samples", dataroot / "samples")
+    link(shared_data / "nuscenes" / "samples", dataroot / "samples")
     token, lidar2ego, cam2ego, k = nuscenes_from_pkl(shared_data, dataroot / "v1.0-mini")
     (tmp_path / "tokens.txt").write_text(token + "\n")
     ds = build_eval_dataset("NUSCENES", str(dataroot / "v1.0-mini"), str(tmp_path / "tokens.txt"))
@@ -196,11 +206,11 @@ def test_nuscenes_real_sample(shared_data, tmp_path):
 
 def test_drivingstereo_real_disparity(shared_data, tmp_path):
     demo = shared_data / "drivingstereo" / "stereovoxelnet_demo"
-    name = bd.SHARED_DS_NAME
-    bd.link(demo / "left.jpg", tmp_path / "test-left-image" / "left-image-half-size" / f"{name}.jpg")
-    bd.link(demo / "disparity.png", tmp_path / "test-disparity-map" / "disparity-map-half-size" / f"{name}.png")
+    name = SHARED_DS_NAME
+    link(demo / "left.jpg", tmp_path / "test-left-image" / "left-image-half-size" / f"{name}.jpg")
+    link(demo / "disparity.png", tmp_path / "test-disparity-map" / "disparity-map-half-size" / f"{name}.png")
     calib = shared_data / "drivingstereo" / "calib" / "full-image-calib" / "2018-07-11-14-48-52.txt"
-    bd.link(calib, tmp_path / "calib" / "full-image-calib" / calib.name)
+    link(calib, tmp_path / "calib" / "full-image-calib" / calib.name)
     (tmp_path / "list.txt").write_text(f"./test-left-image/left-image-half-size/{name}.jpg ./test-right-image/"
                                        f"right-image-half-size/{name}.jpg ./test-disparity-map/"
                                        f"disparity-map-half-size/{name}.png\n")
@@ -465,3 +475,32 @@ def test_nuscenes_gt_cache_round_trip(test_script, random_checkpoints, tmp_path)
     list_file.write_text("s1\ns0\n")
     with pytest.raises(DatasetError, match="differs from the ground-truth cache"):
         build_eval_dataset("NUSCENES", tables, str(list_file), gt_cache=str(cache))
+
+
+def _nyu_official_frames(root):
+    bd.write_nyu_labeled(root)
+    (root / "frames.txt").write_text("3\n1\n")
+    return root / "frames.txt"
+
+
+@pytest.mark.parametrize("dataset, write, stored", [
+    ("KITTI_BENCHMARK", bd.write_kitti_benchmark, np.float32),      # value / 256: exact in float32
+    ("MAKE3D", bd.write_make3d, np.float32),                        # a float32 resize
+    ("DRIVINGSTEREO", lambda root: bd.write_drivingstereo(root, "disparity"), np.float64),  # fx·B / d
+    ("CITYSCAPES", bd.write_cityscapes, np.float64),
+    ("NYUD_V2_OFFICIAL", _nyu_official_frames, np.float32)])        # float32 in the .mat
+def test_dense_gt_cache_round_trip(dataset, write, stored, tmp_path):
+    """export_gt_depth.py caches maps valid at most pixels whole, in float32 only where that is
+    exact, and test.py's reader returns the same maps from the cache as from the files."""
+    import export_gt_depth
+    list_file = write(tmp_path)
+    cache = tmp_path / "gt.npz"
+    assert export_gt_depth.main(["--dataset", dataset, "--root", str(tmp_path), "--test_datafile",
+                                 str(list_file), "--output", str(cache)]) == 0
+    with np.load(cache) as f:
+        assert bool(f["dense"]) and f["depth"].dtype == stored
+    direct = build_eval_dataset(dataset, str(tmp_path), str(list_file))
+    cached = build_eval_dataset(dataset, str(tmp_path), str(list_file), gt_cache=str(cache))
+    for i in range(2):
+        assert np.array_equal(direct.ground_truth(i), cached.ground_truth(i))
+        assert np.array_equal(direct[i]["image"], cached[i]["image"])

@@ -183,6 +183,28 @@ def test_cache_round_trip_on_synthetic_frames(tmp_path):
     assert all(np.array_equal(cached.ground_truth(i), depths[i]) for i in range(2))
 
 
+def test_cache_stores_sparse_and_dense_maps_exactly(tmp_path):
+    """Lidar-like maps (few valid pixels, float64 depths) keep their non-zero pixels in float64;
+    maps valid almost everywhere with float32 values (Make3D, NYU) are stored whole in float32."""
+    rng = np.random.default_rng(0)
+    sparse = np.zeros((20, 30))
+    sparse.flat[rng.choice(300, 50, replace=False)] = rng.uniform(1, 80, 50)   # rows 0-9; not float32-exact
+    dense = rng.uniform(1, 10, (20, 30)).astype(np.float32).astype(np.float64)
+    dense[0, :5] = 0.0
+    for name, maps, want_dense, want_dtype, want_values in (
+            ("sparse", [sparse, sparse[:10]], False, np.float64, 100),
+            ("dense", [dense, dense[:, :10]], True, np.float32, 800)):
+        path = tmp_path / f"{name}.npz"
+        GTCache.write(str(path), ["a", "b"], maps)
+        with np.load(path) as f:
+            assert bool(f["dense"]) is want_dense and f["depth"].dtype == want_dtype
+            assert f["depth"].size == want_values
+        cache = GTCache(str(path))
+        for i, want in enumerate(maps):
+            got = cache[i]
+            assert got.dtype == np.float64 and np.array_equal(got, want)
+
+
 def test_export_bad_list_is_one_clear_error(tmp_path, capsys):
     list_file = tmp_path / "bad.txt"
     list_file.write_text("only three fields\n")

@@ -11,7 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
-from benchmarks import common, inference, loader, training
+from benchmarks import common, eval_sets, inference, loader, training
 from benchmarks.data import prepare
 from benchmarks.eval_loop import resample
 from benchmarks.plan import SMOKE, SMOKE_WORLD
@@ -250,12 +250,12 @@ def test_train_worker_times_a_step(bench_data, tmp_path):
 def test_smoke_run_writes_the_report(tmp_path):
     out = tmp_path / "performance.md"
     run = subprocess.run([sys.executable, "benchmarks/run.py", "--smoke", "--sections", "inference", "eval",
-                          "loader", "--out", str(out)], cwd=ROOT, capture_output=True, text=True)
+                          "evalsets", "loader", "--out", str(out)], cwd=ROOT, capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
     text = out.read_text()
     assert run.stdout.strip() == text.strip()
-    for heading in ("## Machine", "## Summary", "## Inference", "## Evaluation loop", "## Data loading",
-                    "## Choices and fixes"):
+    for heading in ("## Machine", "## Summary", "## Inference", "## Evaluation loop", "## Evaluation sets",
+                    "## Data loading", "## Choices and fixes"):
         assert heading in text
     assert "## Training" not in text
     for key in ("| CPU |", "| cores |", "| RAM |", "| torch |", "| CUDA device |", "| date |"):
@@ -265,3 +265,6 @@ def test_smoke_run_writes_the_report(tmp_path):
     rows = [line.split(" | ") for line in text.splitlines() if line.startswith("| eager | 1 | 96×96")]
     assert float(rows[0][3]) > 0  # images/s measured on the CPU
     assert "GT projection of a 120k-point scan < 30 ms" in text
+    for name in eval_sets.SETS:   # each set read in its layout, from its files and from a cache
+        row = next(line for line in text.splitlines() if line.startswith(f"| {name.name} | tiny (smoke) | 96×96 |"))
+        assert all(float(cell) > 0 for cell in row.strip(" |").split(" | ")[3:6])

@@ -1,17 +1,14 @@
-"""Tiny evaluation sets in the real on-disk layouts of the registry's new sets (datasets/*.py), with
-values chosen so that their ground truth is known by hand, and the real samples of ../shared/data
-arranged into those layouts by symbolic links (nothing is copied)."""
+"""Small evaluation sets in the real on-disk layouts of the registry's sets beyond the release's two
+(datasets/*.py): by default tiny, with values chosen so that the tests know their ground truth by
+hand; at the real frame sizes for the reader benchmark (benchmarks/eval_sets.py)."""
 import json
-import os
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, List, Sequence
 
 import h5py
 import numpy as np
 import scipy.io
 from PIL import Image
-
-SHARED_DS_NAME = "2018-07-11-14-48-52_2018-07-11-15-42-59-522"   # a test-list name of the calib's sequence
 
 
 def rgb(rng: np.random.Generator, h: int, w: int) -> Image.Image:
@@ -21,11 +18,6 @@ def rgb(rng: np.random.Generator, h: int, w: int) -> Image.Image:
 def save(img: Image.Image, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     img.save(path)
-
-
-def link(src: Path, dst: Path) -> None:
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    os.symlink(src, dst)
 
 
 def uint16_map(rng: np.random.Generator, h: int, w: int, lo: int, hi: int, holes: float = 0.3) -> np.ndarray:
@@ -71,13 +63,13 @@ NUSCENES_K = [[100.0, 0.0, 32.0], [0.0, 100.0, 24.0], [0.0, 0.0, 1.0]]
 NUSCENES_SIZE = (48, 64)
 
 
-def nuscenes_tables(samples: List[dict]) -> Dict[str, list]:
+def nuscenes_tables(samples: List[dict], k: Sequence[Sequence[float]] = NUSCENES_K) -> Dict[str, list]:
     """The four tables for ``samples`` = [{token, image, lidar, lidar_ego_t, cam_ego_t}]: identity
-    lidar calibration, the camera above, ego poses translated only."""
+    lidar calibration, the camera above with intrinsics ``k``, ego poses translated only."""
     tables = {"sample": [], "sample_data": [], "calibrated_sensor": [
         {"token": "cs_lidar", "translation": [0, 0, 0], "rotation": [1, 0, 0, 0], "camera_intrinsic": []},
         {"token": "cs_cam", "translation": [0, 0, 0], "rotation": CAMERA_ROTATION,
-         "camera_intrinsic": NUSCENES_K}], "ego_pose": []}
+         "camera_intrinsic": [list(row) for row in k]}], "ego_pose": []}
     for s in samples:
         tables["sample"].append({"token": s["token"], "timestamp": 0, "scene_token": "scene"})
         for kind, filename, calib in (("cam", s["image"], "cs_cam"), ("lidar", s["lidar"], "cs_lidar")):
@@ -96,27 +88,30 @@ def write_tables(folder: Path, tables: Dict[str, list]) -> None:
         (folder / f"{name}.json").write_text(json.dumps(records))
 
 
-def write_nuscenes(dataroot: Path, seed: int = 0) -> Path:
-    """Two samples; sample "s0" holds hand-placed points (see test_nuscenes_projection_by_hand)."""
+def write_nuscenes(dataroot: Path, seed: int = 0, size: Sequence[int] = NUSCENES_SIZE, points: int = 400) -> Path:
+    """Two samples of (H, W) ``size``; sample "s0" holds hand-placed points (see
+    test_nuscenes_projection_by_hand), "s1" ``points`` random ones ahead. The intrinsics scale with
+    the width."""
     rng = np.random.default_rng(seed)
+    scale = size[1] / NUSCENES_SIZE[1]
+    k = [[v * scale for v in NUSCENES_K[0]], [v * scale for v in NUSCENES_K[1]], NUSCENES_K[2]]
     samples = []
     for i in range(2):
         image = f"samples/CAM_FRONT/n000__CAM_FRONT__{i}.jpg"
         lidar = f"samples/LIDAR_TOP/n000__LIDAR_TOP__{i}.pcd.bin"
-        save(rgb(rng, *NUSCENES_SIZE), dataroot / image)
-        points = np.zeros((0, 5), np.float32)
+        save(rgb(rng, *size), dataroot / image)
         if i == 0:   # ego x forward: (10, 0, 0) twice farther, (5, -1, -0.5), one too near, one behind
-            points = np.array([[10, 0, 0, 1, 0], [20, 0, 0, 1, 0], [5, -1, -0.5, 1, 0], [-0.5, 0, 0, 1, 0],
-                               [-10, 0, 0, 1, 0]], np.float32)
+            cloud = np.array([[10, 0, 0, 1, 0], [20, 0, 0, 1, 0], [5, -1, -0.5, 1, 0], [-0.5, 0, 0, 1, 0],
+                              [-10, 0, 0, 1, 0]], np.float32)
         else:
-            xyz = np.stack([rng.uniform(3, 60, 400), rng.uniform(-8, 8, 400), rng.uniform(-2, 2, 400)], 1)
-            points = np.concatenate([xyz, np.ones((400, 2))], 1).astype(np.float32)
+            xyz = np.stack([rng.uniform(3, 60, points), rng.uniform(-8, 8, points), rng.uniform(-2, 2, points)], 1)
+            cloud = np.concatenate([xyz, np.ones((points, 2))], 1).astype(np.float32)
         (dataroot / lidar).parent.mkdir(parents=True, exist_ok=True)
-        points.tofile(dataroot / lidar)
+        cloud.tofile(dataroot / lidar)
         samples.append({"token": f"s{i}", "image": image, "lidar": lidar,
                         "lidar_ego_t": [1.0 if i == 0 else 0.0, 0, 0], "cam_ego_t": [0, 0, 0]})
     folder = dataroot / "v1.0-mini"
-    write_tables(folder, nuscenes_tables(samples))
+    write_tables(folder, nuscenes_tables(samples, k))
     (dataroot / "tokens.txt").write_text("s0\ns1\n")
     return dataroot / "tokens.txt"
 
