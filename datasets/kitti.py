@@ -173,7 +173,8 @@ class GTCache:
 
     @staticmethod
     def write(path: str, lines: List[str], depths: List[np.ndarray]) -> None:
-        """Store the GT maps of ``lines``: whole or only their non-zero pixels, whichever is smaller."""
+        """Store the GT maps of ``lines``: whole when more than half of all pixels are valid, else
+        only their non-zero pixels with their indices."""
         flat = [d.reshape(-1) for d in depths]
         index = [np.flatnonzero(f) for f in flat]
         valid, total = sum(len(i) for i in index), sum(len(f) for f in flat)
