@@ -190,7 +190,8 @@ def main(argv=None) -> int:
     size = [str(v) for v in args.loadSize]
     synthetic = ["--syn_dataset", "VKITTI", "--syn_root", str(world / vkitti["root"])]
     common = ["--batchSize", str(args.batchSize), "--nThreads", str(args.nThreads), "--lr_policy", args.lr_policy,
-              "--seed", str(args.seed), "--device", args.device, "--log_freq", "10"]
+              "--seed", str(args.seed), "--device", args.device, "--log_freq", "10",
+              "--keep_epochs", "1"]  # only each run's last epoch is used: a few GB less on disk
     ckpt = {}
     for (stage, name), epochs, images in zip(STAGES, args.epochs, args.train_images):
         train_list = subset_list(world / vkitti["list"], images, out / f"{name}_list.txt")

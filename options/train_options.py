@@ -144,6 +144,10 @@ def train_parser() -> argparse.ArgumentParser:
     run = parser.add_argument_group("run")
     run.add_argument("--checkpoint_dir", type=output_dir, default="checkpoints",
                      help="where checkpoints, last.pth and args.json go")
+    run.add_argument("--keep_epochs", type=positive_int, default=None, metavar="N",
+                     help="keep the per-epoch network files (<network>_<epoch>.pth) of the last N epochs only, "
+                          "removing older ones as training goes (default: every epoch's, as the release; "
+                          "120 epochs of stage 3 write 36 GiB of them)")
     run.add_argument("--log_dir", type=output_dir, default="logs", help="TensorBoard log folder")
     run.add_argument("--log_freq", type=positive_int, default=30,
                      help="log scalars and images at iteration 0 and every this many iterations")

@@ -329,6 +329,14 @@ def test_bad_input_messages(data, tmp_path, capsys):
         assert re.search(pattern, err, re.MULTILINE) and "Traceback" not in err, err
 
 
+def test_keep_epochs_removes_older_epoch_files_only(data, straight, tmp_path):
+    out = tmp_path / "kept"
+    assert run_main([*resume_args(data, out, 0, 2), "--keep_epochs", "1"]) == 0
+    assert sorted(p.name for p in out.glob("*.pth")) == ["depth_net_2.pth", "last.pth", "struct_decoder_2.pth"]
+    for name in ("struct_decoder_2.pth", "depth_net_2.pth"):   # the run itself is unchanged
+        assert_same_weights(out / name, straight / name)
+
+
 def test_resume_refuses_another_stage(data, straight, capsys):
     argv = [*base_args(data, "TrainDSAandDPModule"), "--Struct_Decoder_path", str(data["ckpt"]["struct_decoder"]),
             "--resume", str(straight / "last.pth")]

@@ -331,6 +331,8 @@ class Trainer:
         if metrics and (self.best is None or metrics["abs_rel"] < self.best["abs_rel"]):
             self._save_best(metrics)
         self._save_state()
+        if args.keep_epochs:
+            self._remove_epoch_files(self.epoch - args.keep_epochs)
         self.writer.add_scalar("train/epoch_loss", epoch_loss, self.epoch)
         self.writer.flush()
         val = f", val abs_rel {metrics['abs_rel']:.4f}" if metrics else ""
@@ -370,6 +372,14 @@ class Trainer:
         self.best = {"epoch": self.epoch, "abs_rel": metrics["abs_rel"]}
         with open(folder / "metrics.json", "w", encoding="utf-8") as f:
             json.dump({"epoch": self.epoch, "dataset": self.args.val_dataset, "metrics": metrics}, f, indent=2)
+
+    def _remove_epoch_files(self, epoch: int) -> None:
+        """--keep_epochs: the epoch that has just left the window loses its per-epoch files (after
+        the newer epoch and last.pth are on disk)."""
+        for name in self.stage.networks():
+            path = self.checkpoint_dir / f"{name}_{epoch}.pth"
+            if epoch >= 1 and path.exists():
+                path.unlink()
 
     def _save_state(self) -> None:
         if not self.main:
