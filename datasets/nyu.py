@@ -35,4 +35,4 @@ EVAL_SET = EvalSet(
     name="NYUD_V2", build=NYUDv2Test,
     layout="DenseDepth's nyu2_test PNGs (RGB, 16-bit depth in mm); CSV lines 'rgb_path,depth_path'",
     depth_scale=DEPTH_SCALE["NYUD_V2"], load_size=LOAD_SIZE["NYUD_V2"], max_depth=DEPTH_SCALE["NYUD_V2"],
-    crop=EVAL_CROP["NYUD_V2"])
+    crop=EVAL_CROP["NYUD_V2"], split="datasets/nyudv2/nyu2_test.csv")

@@ -232,6 +232,20 @@ def test_nyu_official_real_split(shared_data, tmp_path):
     assert [e.fields for e in shipped] == [e.fields for e in entries]
 
 
+def test_release_nyu_list_is_the_official_split(shared_data):
+    """datasets/nyudv2/nyu2_test.csv (the release's path) names DenseDepth's test pairs, which are
+    numbered by the 0-based labeled-frame index: testNdxs - 1 of the official splits.mat, ascending.
+    Its first names, as listings of DenseDepth's nyu_test.zip show them, are checked by hand."""
+    import scipy.io
+    from tests.conftest import ROOT
+    lines = (ROOT / eval_sets()["NYUD_V2"].split).read_text().splitlines()
+    frames = [line.split(",")[0][len("data/nyu2_test/"):-len("_colors.png")] for line in lines]
+    assert frames[:9] == ["00000", "00001", "00008", "00013", "00014", "00015", "00016", "00017", "00020"]
+    assert all(line == f"data/nyu2_test/{f}_colors.png,data/nyu2_test/{f}_depth.png" for f, line in zip(frames, lines))
+    test_ndxs = scipy.io.loadmat(shared_data / "nyu_depth_v2" / "splits.mat")["testNdxs"].ravel()
+    assert [int(f) for f in frames] == sorted(int(k) - 1 for k in test_ndxs)
+
+
 # --- readers on generated data, values by hand ----------------------------------------------------
 
 def test_kitti_benchmark_generated(tmp_path):
