@@ -86,6 +86,11 @@ class SyntheticDepthDataset(_EpochSeeded):
         modes, description, to_unit = DEPTH_FORMATS[self.dataset]
         depth = open_image(path, entry, mode=None)
         check_depth_image(depth, path, image_size_hw, modes, f"{self.dataset} depth must be {description}", entry)
+        if depth.mode.startswith("I;16"):
+            # The release's Pillow decoded 16-bit PNGs as mode I (int32) and resized them in it; a
+            # resize in I;16 clamps the bicubic's first pass to 0..65535, which moves pixels next to
+            # the sky's 65535 (docs/release.md D21).
+            depth = depth.convert("I")
         return to_unit(resize_image(depth, self.load_size))
 
     def sample(self, index: int, rng: random.Random) -> dict:

@@ -47,12 +47,18 @@ def vkitti_data(tmp_path_factory):
     return root, write_vkitti(root)
 
 
+def release_decoded(depth_path) -> Image.Image:
+    """The depth PNG as the release's Pillow (8.1.2) decoded it: 16-bit PNGs as mode I (int32)."""
+    img = Image.open(depth_path)
+    return Image.fromarray(np.array(img).astype(np.int32)) if img.mode.startswith("I;16") else img
+
+
 def reference_sample(rgb_path, depth_path, size, rng, flip=True, rotation=True, color=True,
                      depth_scale=None):
     """Spec §2.1 written out with PIL/NumPy only; returns (image, depth) arrays and the branches taken."""
     h, w = size
     rgb = Image.open(rgb_path).convert("RGB").resize((w, h), Image.BICUBIC)
-    depth = np.array(Image.open(depth_path).resize((w, h), Image.BICUBIC), dtype=np.float32)
+    depth = np.array(release_decoded(depth_path).resize((w, h), Image.BICUBIC), dtype=np.float32)
     if depth_scale is None:
         depth = np.clip(depth, None, 8000.0) / 8000.0
         depth[depth < 0] = 0
@@ -83,7 +89,7 @@ def test_no_augmentation_is_resize_clip_and_scale(vkitti_data):
     ds = SyntheticDepthDataset(str(root), str(list_file), LOAD_SIZE, flags=NO_AUGMENT)
     item = ds[1]
     rgb_rel, depth_rel = list_file.read_text().splitlines()[1].split()
-    raw = Image.open(root / depth_rel)
+    raw = release_decoded(root / depth_rel)
     resized = np.array(raw.resize((LOAD_SIZE[1], LOAD_SIZE[0]), Image.BICUBIC), dtype=np.float64)
     expected_depth = np.minimum(resized, 8000) / 8000 * 2 - 1
     rgb = np.asarray(Image.open(root / rgb_rel).resize((LOAD_SIZE[1], LOAD_SIZE[0]), Image.BICUBIC), np.float64)
@@ -93,6 +99,27 @@ def test_no_augmentation_is_resize_clip_and_scale(vkitti_data):
     np.testing.assert_allclose(item["image"].numpy(), rgb.transpose(2, 0, 1) / 127.5 - 1, atol=1e-6)
     assert (item["depth"] == 1).any(), "the far half of the ramp is beyond 80 m and must clip to +1"
     assert item["index"] == 1
+
+
+def test_depth_next_to_the_sky_is_resized_as_the_release_does(tmp_path):
+    """vKITTI's sky is 65535 cm: a bicubic resize in I;16 clamps its first pass there and moves
+    nearby pixels; the release resized in mode I (int32), which the dataset now matches exactly."""
+    rng = np.random.default_rng(0)
+    depth = np.full((375, 1242), 65535, np.uint16)                  # sky on top
+    depth[150:] = rng.integers(500, 3000, (225, 1242))              # road and cars, 5-30 m
+    depth[100:150, 300:600] = 800                                   # a near object against the sky
+    Image.fromarray(rng.integers(0, 256, (375, 1242, 3), dtype=np.uint8)).save(tmp_path / "rgb.png")
+    Image.fromarray(depth).save(tmp_path / "depth.png")
+    (tmp_path / "list.txt").write_text("rgb.png depth.png\n")
+    ds = SyntheticDepthDataset(str(tmp_path), str(tmp_path / "list.txt"), LOAD_SIZE, flags=NO_AUGMENT)
+
+    def unit(img):
+        return np.clip(np.minimum(np.array(img.resize(LOAD_SIZE[::-1], Image.BICUBIC), np.float32), 8000) / 8000, 0, None)
+
+    release = unit(release_decoded(tmp_path / "depth.png"))
+    in_i16 = unit(Image.open(tmp_path / "depth.png"))
+    assert Image.open(tmp_path / "depth.png").mode == "I;16" and (release != in_i16).sum() > 0
+    np.testing.assert_array_equal(ds[0]["depth"][0].numpy(), release * 2 - 1)
 
 
 def test_draws_follow_the_release_order(vkitti_data, monkeypatch):
