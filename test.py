@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import List, Optional, Tuple
 
 from datasets.groundtruth import evaluated_rgb
-from datasets.registry import get_eval_set, help_entries
+from datasets.registry import build_eval_dataset, get_eval_set, help_entries
 from evaluation.external import PredictionSource
-from evaluation.loop import build_test_dataset, make_loader, network_frames, saved_frames, score
+from evaluation.loop import make_loader, network_frames, saved_frames, score
 from evaluation.protocol import ALIGNMENTS, PRESETS, Protocol, default_protocol
 from evaluation.results import EvalResult, non_finite_metrics, summary, write_results
 from evaluation.suite import read_suite, write_table
@@ -72,7 +72,7 @@ def evaluate_one(parser: argparse.ArgumentParser, args: argparse.Namespace) -> T
         parser.error("--pred_is_disparity applies to --pred_dir predictions")
     protocol = protocol_of(parser, args)
     device = resolve_device(args.device)
-    dataset = build_test_dataset(args.dataset, args.root, list_file_of(parser, args), args.loadSize, args.gt_cache)
+    dataset = build_eval_dataset(args.dataset, args.root, list_file_of(parser, args), args.loadSize, args.gt_cache)
     out_dir = Path(args.out_dir)
     writer = DepthWriter(out_dir / "pred", cmap=args.cmap) if args.save_pred else None
     vis_dir = out_dir / "vis"
@@ -107,7 +107,7 @@ def evaluate_one(parser: argparse.ArgumentParser, args: argparse.Namespace) -> T
     bad = non_finite_metrics(result.metrics)
     if bad:
         source = (f"the predictions in {args.pred_dir} hold" if args.pred_dir else
-                  f"the network predicted")
+                  "the network predicted")
         where = "" if args.pred_dir else (f" (checkpoints {', '.join(extra['checkpoints'].values())}, "
                                           f"--inference_mode {extra['inference_mode']})")
         raise UserError(f"the metrics {', '.join(bad)} are not finite: {source} NaN or infinite depth{where}; "

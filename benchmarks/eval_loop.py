@@ -9,14 +9,15 @@ from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
+from constants import DEPTH_SCALE
 from datasets import kitti
 from datasets.common import image_size, open_image, resize_image, resolve, to_network_input
-from utils.checkpoint import load_s2r
-from constants import DEPTH_SCALE
-from evaluation.loop import build_test_dataset, evaluate, make_loader
-from inference.predict import predict, to_gt_size
-from inference.modes import prepare_model, resolve_inference_mode
+from datasets.registry import build_eval_dataset
+from evaluation.loop import evaluate, make_loader
 from evaluation.protocol import default_protocol, evaluate_depth
+from inference.modes import prepare_model, resolve_inference_mode
+from inference.predict import predict, to_gt_size
+from utils.checkpoint import load_s2r
 
 from .common import (ROOT, Check, Section, Table, Target, busy_cores, fmt, log, median, not_measured,
                      size_text, sync)
@@ -58,7 +59,7 @@ def _repeat(fn, args: Sequence, repeats: int) -> List[float]:
 
 def measure_breakdown(device: torch.device, plan: Plan, data: BenchData) -> Tuple[List[str], float]:
     """One column of the per-frame table; returns it and the loop / network ratio."""
-    dataset = build_test_dataset("KITTI", str(data.data_root("kitti")),
+    dataset = build_eval_dataset("KITTI", str(data.data_root("kitti")),
                                  str(data.repeated_list("kitti", plan.eval_frames)), plan.eval_size)
     distinct = range(min(len(dataset), data.manifest["kitti"]["count"]))
     paths = [resolve(dataset.root, dataset.entries[i].fields[0]) for i in distinct]

@@ -14,15 +14,15 @@ import torch._dynamo
 import torch._inductor.config
 from torch.utils.flop_counter import FlopCounterMode
 
-from models import S2RDepthNet
-from utils.checkpoint import load_s2r
 from constants import DEPTH_SCALE
-from evaluation.loop import build_test_dataset
+from datasets.registry import build_eval_dataset
+from evaluation.protocol import default_protocol, evaluate_depth
 from inference.api import S2RDepth
+from inference.modes import AUTO, MODES, prepare_model
 from inference.onnx_runtime import OnnxDepth, export_onnx
 from inference.predict import predict, to_gt_size
-from inference.modes import AUTO, MODES, prepare_model
-from evaluation.protocol import default_protocol, evaluate_depth
+from models import S2RDepthNet
+from utils.checkpoint import load_s2r
 
 from .common import Check, Section, Table, Target, fmt, log, median, not_measured, size_text, time_calls
 from .data import BenchData
@@ -69,7 +69,7 @@ class Frames:
 
 
 def load_frames(data: BenchData, size: Sequence[int]) -> Frames:
-    dataset = build_test_dataset("KITTI", str(data.data_root("kitti")), str(data.list_path("kitti")), size)
+    dataset = build_eval_dataset("KITTI", str(data.data_root("kitti")), str(data.list_path("kitti")), size)
     items = [dataset[i] for i in range(len(dataset))]
     return Frames(torch.stack([item["image"] for item in items]), [item["depth"] for item in items])
 

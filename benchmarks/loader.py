@@ -8,9 +8,10 @@ from typing import Iterable, List, Sequence, Tuple
 import torch
 
 from datasets import AugmentFlags, SyntheticDepthDataset
+from datasets.registry import build_eval_dataset
+from evaluation.loop import make_loader
 from training.data import EpochData
 from training.distributed import DistInfo
-from evaluation.loop import build_test_dataset, make_loader
 
 from .common import Section, Table, Target, fmt, log, size_text
 from .data import BenchData
@@ -55,7 +56,7 @@ def measure(device: torch.device, plan: Plan, data: BenchData, table: Table) -> 
     """``device`` only decides pinned memory, as in train.py and test.py."""
     size = plan.loader_size
     train_set = training_set(data, size, plan.loader_samples)
-    test_set = build_test_dataset("KITTI", str(data.data_root("kitti")),
+    test_set = build_eval_dataset("KITTI", str(data.data_root("kitti")),
                                   str(data.repeated_list("kitti", plan.loader_samples)), size)
     for workers in plan.loader_workers:
         rate, first = training_throughput(train_set, plan.loader_batch, workers, device)

@@ -8,7 +8,6 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from datasets import DatasetError, collate_eval
-from datasets.registry import build_eval_dataset
 from inference.predict import predict, to_gt_size
 from utils.runtime import worker_init
 
@@ -16,10 +15,6 @@ from .external import PredictionSource
 from .metrics import mean_metrics
 from .protocol import Protocol, evaluate_depth
 from .results import EvalResult
-
-# The test set of a registered evaluation set (datasets/registry.py).
-build_test_dataset = build_eval_dataset
-
 
 def make_loader(dataset: Dataset, batch_size: int, workers: int, device: torch.device) -> DataLoader:
     return DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers,

@@ -24,13 +24,14 @@ from torch.optim import lr_scheduler
 from torchvision.utils import make_grid
 from tqdm import tqdm
 
+from constants import DEPTH_SCALE
 from datasets import DatasetError
+from datasets.registry import build_eval_dataset
+from evaluation.loop import evaluate, make_loader
+from evaluation.protocol import default_protocol
 from evaluation.results import non_finite_metrics
 from utils.checkpoint import CheckpointError, atomic_save, remove_interrupted_saves
 from utils.errors import UserError
-from constants import DEPTH_SCALE
-from evaluation.loop import build_test_dataset, evaluate, make_loader
-from evaluation.protocol import default_protocol
 from utils.runtime import seed_everything
 
 from .data import EpochData, kill_workers_at_exit, to_device
@@ -236,7 +237,7 @@ class Trainer:
 
     def _build_validation(self):
         args = self.args
-        dataset = build_test_dataset(args.val_dataset, args.val_root, args.val_datafile, args.val_loadSize,
+        dataset = build_eval_dataset(args.val_dataset, args.val_root, args.val_datafile, args.val_loadSize,
                                      args.val_gt_cache)
         loader = make_loader(dataset, args.batchSize, args.nThreads, self.device)
         return loader, default_protocol(args.val_dataset)
