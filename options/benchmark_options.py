@@ -5,8 +5,8 @@ from .common import HelpFormatter
 
 SECTIONS = ("inference", "eval", "evalsets", "training", "loader")
 DESCRIPTION = """\
-Measure inference, the evaluation loop, reading each evaluation set, training and data loading; print the report as markdown and
-write it to docs/performance.md with the machine it ran on.
+Measure inference, the evaluation loop, reading each evaluation set, training and data loading;
+print the report as markdown and write it to docs/performance.md with the machine it ran on.
 
 The CPU is measured at reduced sizes by default (under 10 minutes on an idle 2-core CPU); a CUDA device, when
 present, always at the full sizes (192x640; training batches 1, 8 and 32). --full measures the CPU at

@@ -331,8 +331,12 @@ def test_bad_input_messages(data, tmp_path, capsys):
 
 def test_keep_epochs_removes_older_epoch_files_only(data, straight, tmp_path):
     out = tmp_path / "kept"
+    out.mkdir()
+    for stale in ("depth_net_0.pth", "depth_net_best.pth"):   # an older file of the folder, and a non-epoch one
+        (out / stale).write_bytes(b"x")
     assert run_main([*resume_args(data, out, 0, 2), "--keep_epochs", "1"]) == 0
-    assert sorted(p.name for p in out.glob("*.pth")) == ["depth_net_2.pth", "last.pth", "struct_decoder_2.pth"]
+    assert sorted(p.name for p in out.glob("*.pth")) == ["depth_net_2.pth", "depth_net_best.pth", "last.pth",
+                                                         "struct_decoder_2.pth"]
     for name in ("struct_decoder_2.pth", "depth_net_2.pth"):   # the run itself is unchanged
         assert_same_weights(out / name, straight / name)
 

@@ -333,7 +333,7 @@ class Trainer:
             self._save_best(metrics)
         self._save_state()
         if args.keep_epochs:
-            self._remove_epoch_files(self.epoch - args.keep_epochs)
+            self._remove_old_epoch_files(self.epoch - args.keep_epochs + 1)
         self.writer.add_scalar("train/epoch_loss", epoch_loss, self.epoch)
         self.writer.flush()
         val = f", val abs_rel {metrics['abs_rel']:.4f}" if metrics else ""
@@ -374,13 +374,14 @@ class Trainer:
         with open(folder / "metrics.json", "w", encoding="utf-8") as f:
             json.dump({"epoch": self.epoch, "dataset": self.args.val_dataset, "metrics": metrics}, f, indent=2)
 
-    def _remove_epoch_files(self, epoch: int) -> None:
-        """--keep_epochs: the epoch that has just left the window loses its per-epoch files (after
-        the newer epoch and last.pth are on disk)."""
+    def _remove_old_epoch_files(self, oldest_kept: int) -> None:
+        """--keep_epochs: the per-epoch files of epochs before ``oldest_kept`` go, those of earlier
+        runs in the folder included (called once the newest epoch and last.pth are on disk)."""
         for name in self.stage.networks():
-            path = self.checkpoint_dir / f"{name}_{epoch}.pth"
-            if epoch >= 1 and path.exists():
-                path.unlink()
+            for path in self.checkpoint_dir.glob(f"{name}_*.pth"):
+                epoch = path.stem[len(name) + 1:]
+                if epoch.isdigit() and int(epoch) < oldest_kept:
+                    path.unlink()
 
     def _save_state(self) -> None:
         if not self.main:
