@@ -32,7 +32,7 @@ def main(argv=None) -> int:
 
     dataset = build_eval_dataset(args.dataset, args.root, args.test_datafile)
     depths = [dataset.ground_truth(i) for i in tqdm(range(len(dataset)), desc="projecting", unit="frame")]
-    GTCache.write(args.output, [" ".join(e.fields) for e in dataset.entries], depths)
+    GTCache.write(args.output, dataset.entries, depths)
     print(f"wrote ground truth of {len(depths)} frames to {args.output}")
     return 0
 

@@ -53,6 +53,11 @@ def median(values: Sequence[float]) -> float:
     return statistics.median(values)
 
 
+def median_ms(seconds: Sequence[float]) -> float:
+    """The median of ``seconds`` in milliseconds."""
+    return 1e3 * median(seconds)
+
+
 def proc_status_kib(field_name: str) -> Optional[int]:
     """A ``/proc/self/status`` memory field in KiB (VmRSS: resident now; VmHWM: peak resident), which
     counts what torch allocates outside Python's allocator too; None where /proc is missing."""

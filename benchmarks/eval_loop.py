@@ -19,8 +19,8 @@ from inference.modes import prepare_model, resolve_inference_mode
 from inference.predict import predict, to_gt_size
 from utils.checkpoint import load_s2r
 
-from .common import (ROOT, Check, Section, Table, Target, busy_cores, fmt, log, median, not_measured,
-                     size_text, sync)
+from .common import (ROOT, Check, Section, Table, Target, busy_cores, fmt, log, median, median_ms,
+                     not_measured, size_text, sync)
 from .data import BenchData
 from .plan import PROJECTION_POINTS, Plan
 
@@ -41,10 +41,6 @@ BREAKDOWN_ROWS = ("decode + resize + normalise the image", "ground truth: read s
                   "network", "metrics: prediction to GT size, protocol", "evaluate() loop, per frame",
                   "evaluate() loop / network alone, whole loop (worker start-up included)",
                   f"evaluate() loop / network alone, per frame after the first (requirement <= {RATIO_LIMIT:.2f})")
-
-
-def _ms(seconds: Sequence[float]) -> float:
-    return 1e3 * median(seconds)
 
 
 def _repeat(fn, args: Sequence, repeats: int) -> List[float]:
@@ -97,8 +93,8 @@ def measure_breakdown(device: torch.device, plan: Plan, data: BenchData) -> Tupl
     loop = time.perf_counter() - start
     network += network_alone()  # before and after the loop, so that a drift of the machine's speed cancels
     steady = float(np.median(np.diff(frame_done))) / median(network)
-    column = [f"{fmt(_ms(decode))} ms", f"{fmt(_ms(ground_truth))} ms",
-              f"{fmt(_ms(network))} ms ({mode.name})", f"{fmt(_ms(metrics))} ms",
+    column = [f"{fmt(median_ms(decode))} ms", f"{fmt(median_ms(ground_truth))} ms",
+              f"{fmt(median_ms(network))} ms ({mode.name})", f"{fmt(median_ms(metrics))} ms",
               f"{fmt(1e3 * loop / len(dataset))} ms", f"{loop / (sum(network) / 2):.3f}", f"{steady:.3f}"]
     return column, steady
 
@@ -125,7 +121,7 @@ def single_product() -> Iterator[None]:
 
 
 def _projection_ms(points: np.ndarray, proj: np.ndarray, shape: Sequence[int], repeats: int) -> float:
-    return _ms(_repeat(lambda _: kitti.project_to_depth(points, proj, shape), [None], repeats))
+    return median_ms(_repeat(lambda _: kitti.project_to_depth(points, proj, shape), [None], repeats))
 
 
 def real_scans() -> Optional[Tuple[List[np.ndarray], np.ndarray, Tuple[int, int]]]:

@@ -4,7 +4,7 @@ from an export_gt_depth.py cache) in one process, and the network's forward pass
 size, on generated frames of each set's real size in its real on-disk layout."""
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Dict, List, Sequence, Tuple
+from typing import Callable, Dict, List, Tuple
 
 import torch
 
@@ -15,7 +15,7 @@ from inference.predict import predict
 from sample_world import evalsets
 from utils.checkpoint import load_s2r
 
-from .common import Check, Section, Table, Target, fmt, log, median, not_measured, size_text, time_calls
+from .common import Check, Section, Table, Target, fmt, log, median_ms, not_measured, size_text, time_calls
 from .data import BenchData
 from .plan import Plan, Size
 
@@ -83,18 +83,13 @@ SETS = (
 )
 
 
-def _ms(seconds: Sequence[float]) -> float:
-    return 1e3 * median(seconds)
-
-
 def reading_ms(dataset, repeats: int) -> float:
     """Median ms of ``dataset[i]`` over every frame, ``repeats`` times."""
-    return _ms(time_calls(lambda i: dataset[i % len(dataset)], torch.device("cpu"), 0, repeats * len(dataset)))
+    return median_ms(time_calls(lambda i: dataset[i % len(dataset)], torch.device("cpu"), 0, repeats * len(dataset)))
 
 
 def write_cache(dataset, path: Path) -> str:
-    GTCache.write(str(path), [" ".join(e.fields) for e in dataset.entries],
-                  [dataset.ground_truth(i) for i in range(len(dataset))])
+    GTCache.write(str(path), dataset.entries, [dataset.ground_truth(i) for i in range(len(dataset))])
     return str(path)
 
 
@@ -113,7 +108,7 @@ class Network:
             image = torch.zeros(1, 3, *size, device=self.device)
             with torch.no_grad():
                 calls = time_calls(lambda _: predict(self.model, image), self.device, 1, self.plan.repeats)
-            self.times[size] = _ms(calls)
+            self.times[size] = median_ms(calls)
         return self.times[size]
 
 

@@ -153,7 +153,7 @@ class GTCache:
 
     def check_matches(self, entries: List[ListEntry]) -> None:
         """Raise DatasetError unless the cache was made from exactly these list lines."""
-        lines = [" ".join(e.fields) for e in entries]
+        lines = self.lines_of(entries)
         if len(lines) != len(self.lines):
             raise DatasetError(f"ground-truth cache {self.path} holds {len(self.lines)} frames but "
                                f"{entries[0].list_file} has {len(lines)}; re-run export_gt_depth.py")
@@ -172,8 +172,13 @@ class GTCache:
         return depth.reshape(h, w)
 
     @staticmethod
-    def write(path: str, lines: List[str], depths: List[np.ndarray]) -> None:
-        """Store the GT maps of ``lines``: whole when more than half of all pixels are valid, else
+    def lines_of(entries: List[ListEntry]) -> List[str]:
+        """The list lines a cache records, to detect one made from another list."""
+        return [" ".join(e.fields) for e in entries]
+
+    @staticmethod
+    def write(path: str, entries: List[ListEntry], depths: List[np.ndarray]) -> None:
+        """Store the GT maps of ``entries``: whole when more than half of all pixels are valid, else
         only their non-zero pixels with their indices."""
         flat = [d.reshape(-1) for d in depths]
         index = [np.flatnonzero(f) for f in flat]
@@ -188,7 +193,7 @@ class GTCache:
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         tmp = f"{path}.tmp.npz"
         try:
-            np.savez(tmp, lines=np.array(lines), shapes=np.array([d.shape for d in depths], dtype=np.int64),
+            np.savez(tmp, lines=np.array(GTCache.lines_of(entries)), shapes=np.array([d.shape for d in depths], dtype=np.int64),
                      offsets=offsets, dense=np.array(dense), depth=values,
                      index=np.zeros(0, np.int64) if dense or not index else np.concatenate(index).astype(np.int64))
             os.replace(tmp, path)

@@ -10,6 +10,7 @@ from PIL import Image
 
 import export_gt_depth
 from datasets import DatasetError, GTCache, KITTIEigenTest, generate_depth_map
+from datasets.common import ListEntry
 from datasets.kitti import project_to_depth
 from utils.errors import exit_on_user_error
 
@@ -178,7 +179,7 @@ def test_cache_round_trip_on_synthetic_frames(tmp_path):
     depths = [direct.ground_truth(i) for i in range(2)]
     assert depths[0].shape == (64, 208) and depths[1].shape == (60, 200)
     cache = tmp_path / "gt.npz"
-    GTCache.write(str(cache), [" ".join(e.fields) for e in direct.entries], depths)
+    GTCache.write(str(cache), direct.entries, depths)
     cached = KITTIEigenTest(str(tmp_path), str(list_file), (96, 320), gt_cache=str(cache))
     assert all(np.array_equal(cached.ground_truth(i), depths[i]) for i in range(2))
 
@@ -195,7 +196,7 @@ def test_cache_stores_sparse_and_dense_maps_exactly(tmp_path):
             ("sparse", [sparse, sparse[:10]], False, np.float64, 100),
             ("dense", [dense, dense[:, :10]], True, np.float32, 800)):
         path = tmp_path / f"{name}.npz"
-        GTCache.write(str(path), ["a", "b"], maps)
+        GTCache.write(str(path), [ListEntry(("a",), "list.txt", 1), ListEntry(("b",), "list.txt", 2)], maps)
         with np.load(path) as f:
             assert bool(f["dense"]) is want_dense and f["depth"].dtype == want_dtype
             assert f["depth"].size == want_values
